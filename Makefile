@@ -1,0 +1,41 @@
+# Every target does its own setup: a fresh clone needs only `make chaos` or `make test`.
+VENV      := .venv
+PY        := $(VENV)/bin/python
+STAMP     := $(VENV)/.installed
+MIN_SCORE ?= 80
+PYTEST_ARGS ?=
+
+.PHONY: setup prometheus chaos test bench heal clean
+
+setup: $(STAMP) prometheus
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+# Debian's Prometheus binary; the harness starts its own instance on a loopback port.
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else \
+	    echo "make: the 'prometheus' binary is missing; install it with: sudo apt-get install -y --no-install-recommends prometheus" >&2; \
+	    exit 1; \
+	  fi; }
+
+chaos: setup
+	$(VENV)/bin/pytest experiments --chaos-min-score=$(MIN_SCORE) $(PYTEST_ARGS)
+
+test: setup
+	$(VENV)/bin/pytest tests $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) benchmarks/recovery.py
+
+heal:
+	@if [ -x $(PY) ]; then $(PY) -m harness.cli heal; else echo "heal: no .venv here, so no harness run left anything behind"; fi
+
+clean: heal
+	rm -rf $(VENV) .pytest_cache .hypothesis reports/2*/ reports/latest
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Chaos and resilience testing harness for ML training pipelines."""

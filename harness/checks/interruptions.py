@@ -1,0 +1,118 @@
+"""What each fault did to training, read from the history alone.
+
+For every injected fault this finds the training attempt it hit (if any), the
+latest complete checkpoint that existed when that attempt ended, what the next
+attempt restored, how many steps were lost and how long training took to make
+progress again. Both the resume check and the report use these figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.history.events import (
+    CheckpointRestored,
+    CheckpointSaved,
+    Event,
+    FaultHealed,
+    FaultInjected,
+    PodExited,
+    PodStarted,
+    TrainingStarted,
+    TrainStep,
+    of_type,
+)
+
+SIGKILL_EXIT = 137
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultOutcome:
+    """One fault and its effect on training.
+
+    ``hit_training`` is false for faults that did not end a training attempt;
+    the other training figures are then ``None``. ``resumed_pod`` is ``""`` when
+    no later attempt of the job ever started.
+    """
+
+    fault: str
+    fault_id: str
+    target: str
+    injected_at: float
+    healed_at: float | None
+    hit_training: bool
+    graceful: bool  # the attempt ended on its own within the grace period (not SIGKILLed)
+    exit_code: int | None
+    last_step_before: int | None
+    latest_checkpoint: int | None  # latest complete checkpoint when the attempt ended
+    resumed_pod: str
+    restored_step: int | None  # None: the next attempt restored nothing (started from 0)
+    restored_key: str
+    steps_lost: int | None
+    recovery_seconds: float | None  # fault injected -> first new training step
+    checkpoint_every: int | None
+
+
+def fault_outcomes(events: Sequence[Event]) -> list[FaultOutcome]:
+    """One outcome per ``FaultInjected`` event, in injection order."""
+    healed = {e.fault_id: e.ts for e in of_type(list(events), FaultHealed)}
+    return [_outcome(f, events, healed.get(f.fault_id)) for f in of_type(list(events), FaultInjected)]
+
+
+def _outcome(fault: FaultInjected, events: Sequence[Event], healed_at: float | None) -> FaultOutcome:
+    pod = fault.pod or fault.target
+    started = [e for e in of_type(list(events), TrainingStarted) if e.pod == pod]
+    exits = [e for e in of_type(list(events), PodExited) if e.pod == pod]
+    base = dict(
+        fault=fault.fault,
+        fault_id=fault.fault_id,
+        target=fault.target,
+        injected_at=fault.ts,
+        healed_at=healed_at,
+    )
+    if not started or not exits:
+        return FaultOutcome(
+            **base,
+            hit_training=False,
+            graceful=False,
+            exit_code=exits[0].exit_code if exits else None,
+            last_step_before=None,
+            latest_checkpoint=None,
+            resumed_pod="",
+            restored_step=None,
+            restored_key="",
+            steps_lost=None,
+            recovery_seconds=None,
+            checkpoint_every=None,
+        )
+    run_id = started[0].run_id
+    ended = exits[0]
+    steps = [e.step for e in of_type(list(events), TrainStep) if e.pod == pod]
+    last_step = max(steps, default=started[0].start_step)
+    saved = [
+        e.step
+        for e in of_type(list(events), CheckpointSaved)
+        if e.run_id == run_id and e.ts <= ended.ts
+    ]
+    latest = max(saved, default=None)
+    job = started[0].job
+    later = [e for e in of_type(list(events), PodStarted) if e.job == job and e.ts > ended.ts]
+    resumed = later[0].pod if later else ""
+    restored = [e for e in of_type(list(events), CheckpointRestored) if resumed and e.pod == resumed]
+    restored_step = restored[0].step if restored else None
+    first_step = [e.ts for e in of_type(list(events), TrainStep) if resumed and e.pod == resumed]
+    return FaultOutcome(
+        **base,
+        hit_training=True,
+        graceful=ended.exit_code != SIGKILL_EXIT,
+        exit_code=ended.exit_code,
+        last_step_before=last_step,
+        latest_checkpoint=latest,
+        resumed_pod=resumed,
+        restored_step=restored_step,
+        restored_key=restored[0].manifest_key if restored else "",
+        steps_lost=max(0, last_step - (restored_step or 0)) if resumed else None,
+        recovery_seconds=(first_step[0] - fault.ts) if first_step else None,
+        checkpoint_every=started[0].checkpoint_every,
+    )

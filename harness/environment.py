@@ -1,0 +1,30 @@
+"""Start the environment experiments run in: the embedded cluster by default."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness.cluster.embedded import EmbeddedCluster
+from harness.runtime import Environment
+
+# moto accepts any credentials; a real S3/MinIO endpoint (HARNESS_S3_ENDPOINT) uses the caller's.
+_MOTO_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@contextmanager
+def embedded_environment(*, keep_workdir: bool = False, cache_dir: Path | None = None) -> Iterator[Environment]:
+    """An ``Environment`` over a freshly started embedded cluster, stopped on exit."""
+    with EmbeddedCluster(keep_workdir=keep_workdir) as cluster:
+        s3_env = {"S3_ENDPOINT_URL": cluster.endpoint("s3")}
+        if not os.environ.get("HARNESS_S3_ENDPOINT"):
+            s3_env.update(_MOTO_CREDENTIALS)
+        yield Environment(
+            cluster=cluster, s3_env=s3_env, cache_dir=cache_dir, logs_dir=cluster.workdir / "pods"
+        )

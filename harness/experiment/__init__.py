@@ -1,0 +1,1 @@
+"""Experiments: Chaos Toolkit documents with the harness's ``extensions`` block."""

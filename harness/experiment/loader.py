@@ -1,0 +1,114 @@
+"""Load and validate an experiment file, with one-line errors that say how to fix it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+from chaoslib.exceptions import ChaosException
+from chaoslib.experiment import ensure_experiment_is_valid
+
+from harness.checks.registry import KNOWN_CHECKS, CheckSpec
+from harness.errors import ExperimentError
+from harness.experiment.model import EXTENSION_NAME, ExperimentSpec
+from harness.workload.settings import PipelineSettings
+
+_PIPELINE_FIELDS = {f.name for f in fields(PipelineSettings)}
+
+
+def load_experiment(path: Path) -> ExperimentSpec:
+    """Parse ``path`` (YAML or JSON), validate it as a Chaos Toolkit experiment
+    (activities must resolve to importable functions with matching arguments)
+    and read the harness extension. Raises ``ExperimentError``."""
+    return spec_from_document(_parse(path), path=path)
+
+
+def spec_from_document(document: dict[str, Any], *, path: Path) -> ExperimentSpec:
+    """Validate an already parsed experiment; ``path`` names it in errors and gives its name."""
+    try:
+        # chaoslib logs each problem before raising; the raised message is what we report.
+        logging.getLogger("chaostoolkit").disabled = True
+        ensure_experiment_is_valid(document)
+    except ChaosException as exc:
+        raise ExperimentError(f"{path}: invalid experiment: {exc}") from None
+    finally:
+        logging.getLogger("chaostoolkit").disabled = False
+    ext = _extension(path, document)
+    return ExperimentSpec(
+        path=path,
+        name=path.stem,
+        title=str(document.get("title", path.stem)),
+        weight=_number(path, ext, "weight", 1.0),
+        pipeline=_pipeline(path, ext.get("pipeline", {})),
+        checks=_checks(path, ext.get("checks")),
+        document=document,
+    )
+
+
+def _parse(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ExperimentError(f"{path}: no such experiment file")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ExperimentError(f"{path}: not valid YAML/JSON{where}: fix the syntax") from None
+    if not isinstance(document, dict):
+        raise ExperimentError(f"{path}: an experiment must be a mapping with title, method, ...; got {type(document).__name__}")
+    return document
+
+
+def _extension(path: Path, document: Mapping[str, Any]) -> Mapping[str, Any]:
+    for ext in document.get("extensions") or []:
+        if isinstance(ext, dict) and ext.get("name") == EXTENSION_NAME:
+            return ext
+    raise ExperimentError(
+        f"{path}: no extensions entry named {EXTENSION_NAME!r}; add one with the checks to run "
+        f"(known checks: {', '.join(KNOWN_CHECKS)})"
+    )
+
+
+def _number(path: Path, block: Mapping[str, Any], key: str, default: float) -> float:
+    value = block.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ExperimentError(f"{path}: {key} must be a non-negative number, got {value!r}")
+    return float(value)
+
+
+def _checks(path: Path, raw: Any) -> tuple[CheckSpec, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ExperimentError(f"{path}: extensions.harness.checks must be a non-empty list of {{name, weight}}")
+    specs = []
+    for item in raw:
+        name = item.get("name") if isinstance(item, dict) else item
+        if name not in KNOWN_CHECKS:
+            raise ExperimentError(f"{path}: unknown check {name!r}; known checks: {', '.join(KNOWN_CHECKS)}")
+        weight = _number(path, item, "weight", 1.0) if isinstance(item, dict) else 1.0
+        specs.append(CheckSpec(name=str(name), weight=weight))
+    return tuple(specs)
+
+
+def _pipeline(path: Path, raw: Any) -> PipelineSettings:
+    if not isinstance(raw, dict):
+        raise ExperimentError(f"{path}: extensions.harness.pipeline must be a mapping")
+    unknown = sorted(set(raw) - set(_PIPELINE_FIELDS))
+    if unknown:
+        raise ExperimentError(
+            f"{path}: unknown pipeline setting(s) {', '.join(unknown)}; known: {', '.join(sorted(_PIPELINE_FIELDS))}"
+        )
+    defaults = PipelineSettings()
+    for key, value in raw.items():
+        default = getattr(defaults, key)
+        expected: tuple[type, ...] = (int,) if default is None else (type(default),)
+        if expected == (float,):
+            expected = (int, float)
+        if isinstance(value, bool) or not isinstance(value, expected):
+            raise ExperimentError(
+                f"{path}: pipeline setting {key} must be {' or '.join(t.__name__ for t in expected)}, got {value!r}"
+            )
+    return PipelineSettings(**raw)

@@ -1,0 +1,31 @@
+"""An experiment as the harness understands it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.checks.registry import CheckSpec
+from harness.workload.settings import PipelineSettings
+
+EXTENSION_NAME = "harness"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentSpec:
+    """A validated experiment file.
+
+    ``document`` is the Chaos Toolkit experiment itself, handed to chaoslib as
+    is (that boundary is chaoslib's untyped dict); everything the harness reads
+    from it is parsed into the typed fields.
+    """
+
+    path: Path
+    name: str  # the file's stem, e.g. "pod-delete"
+    title: str
+    weight: float
+    pipeline: PipelineSettings
+    checks: tuple[CheckSpec, ...]
+    document: Mapping[str, Any]

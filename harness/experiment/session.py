@@ -1,0 +1,124 @@
+"""One experiment run from start to verdict: begin, (Chaos Toolkit runs), finish.
+
+Split in two so that both the harness runner and the harness control under a
+stock ``chaos run`` drive the same code.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from harness import runtime
+from harness.checks.interruptions import fault_outcomes
+from harness.checks.registry import CheckInputs, evaluate
+from harness.checks.resume import NAME as RESUME
+from harness.errors import HarnessError
+from harness.experiment.model import ExperimentSpec
+from harness.experiment.result import ExperimentResult
+from harness.history.events import ExperimentEnded, ExperimentStarted
+from harness.history.store import History
+from harness.score import experiment_score
+from harness.workload.reference_run import reference_params_sha256
+
+
+def run_id_for(name: str, tag: str) -> str:
+    """A run id that is also a valid S3 bucket name and Job name prefix."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:30] or "experiment"
+    return f"{slug}-{tag}"
+
+
+class ExperimentSession:
+    """Begin activates the experiment (after computing its reference run);
+    finish records the end, stops what is left, and judges the history."""
+
+    def __init__(self, *, spec: ExperimentSpec, env: runtime.Environment, out_dir: Path, tag: str) -> None:
+        self.spec = spec
+        self.env = env
+        self.out_dir = out_dir
+        self.run_id = run_id_for(spec.name, tag)
+        self._stack = ExitStack()
+        self._active: runtime.ActiveExperiment | None = None
+        self._reference: str | None = None
+        self._reference_error = ""
+        self._started = 0.0
+
+    def begin(self) -> runtime.ActiveExperiment:
+        self._started = time.time()
+        if any(c.name == RESUME for c in self.spec.checks):
+            try:
+                self._reference = reference_params_sha256(
+                    cluster=self.env.cluster,
+                    settings=self.spec.pipeline,
+                    s3_env=dict(self.env.s3_env),
+                    cache_dir=self.env.cache_dir,
+                )
+            except HarnessError as exc:
+                self._reference_error = str(exc)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        history = self._stack.enter_context(History(self.out_dir / "history.jsonl"))
+        active = runtime.ActiveExperiment(
+            env=self.env,
+            name=self.spec.name,
+            run_id=self.run_id,
+            settings=self.spec.pipeline,
+            history=history,
+            bucket=self.run_id[:63],
+        )
+        self._stack.enter_context(runtime.activate(active))
+        history.append(ExperimentStarted(ts=time.time(), experiment=self.spec.name, run_id=self.run_id))
+        self._active = active
+        return active
+
+    def finish(self, journal: Mapping[str, Any] | None, *, error: str = "") -> ExperimentResult:
+        """Close the run whatever happened; ``journal`` is ``None`` when Chaos Toolkit never returned."""
+        active = self._active
+        if active is None:
+            raise HarnessError("finish() called before begin()")
+        status = str(journal.get("status", "unknown")) if journal else "not run"
+        deviated = bool(journal.get("deviated", False)) if journal else False
+        try:
+            active.cancel_runs()
+            active.history.append(
+                ExperimentEnded(ts=time.time(), experiment=self.spec.name, status=status, deviated=deviated)
+            )
+            events = active.history.events()
+        finally:
+            self._stack.close()
+            self._active = None
+        self._keep_pod_logs()
+        checks = evaluate(
+            self.spec.checks,
+            CheckInputs(events=events, run_id=self.run_id, reference_sha256=self._reference),
+        )
+        return ExperimentResult(
+            name=self.spec.name,
+            title=self.spec.title,
+            path=self.spec.path,
+            run_id=self.run_id,
+            weight=self.spec.weight,
+            status=status,
+            deviated=deviated,
+            checks=tuple(checks),
+            faults=tuple(fault_outcomes(events)),
+            score=experiment_score(checks),
+            started_at=self._started,
+            ended_at=time.time(),
+            history_path=self.out_dir / "history.jsonl",
+            reference_sha256=self._reference,
+            error=error or self._reference_error,
+        )
+
+    def _keep_pod_logs(self) -> None:
+        """Copy the logs of this run's pods (every attempt) next to its history."""
+        logs = self.env.logs_dir
+        if logs is None or not logs.is_dir():
+            return
+        for pod_dir in logs.iterdir():
+            if pod_dir.name.startswith(self.run_id):
+                shutil.copytree(pod_dir, self.out_dir / "pods" / pod_dir.name, dirs_exist_ok=True)

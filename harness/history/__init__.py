@@ -1,0 +1,1 @@
+"""The history: typed events and their append-only JSONL store."""

@@ -1,0 +1,332 @@
+"""Typed records of everything that happened during a run.
+
+The history is the single record the checks read (DESIGN section 2). Each line of
+the JSONL file is one event: ``{"event": <kind>, "ts": <unix seconds>, ...fields}``.
+
+Pipeline events are printed by the workload on stdout (the workload contract,
+DESIGN section 5); the cluster layer adds ``pod``, ``job`` and ``attempt`` when it
+collects them. Harness events (pods, faults, experiments) are written by the
+harness itself. A line whose kind is not known here is kept as ``UnknownEvent``,
+so a newer pipeline never breaks an older harness.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar, Union
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Base of all events. ``pod``/``job``/``attempt`` name the container attempt
+    that printed a pipeline event; they are empty for harness events."""
+
+    KIND: ClassVar[str] = ""
+    ts: float
+    pod: str = ""
+    job: str = ""
+    attempt: int = 0
+
+
+# --- pipeline events (printed by the workload) -------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    """A pipeline step process started working on a run."""
+
+    KIND: ClassVar[str] = "run_started"
+    pipeline: str
+    run_id: str
+    date: str
+    kind: str  # "daily" or "backfill"
+    step_name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepFinished(Event):
+    """A pipeline step process finished its work (or skipped it) successfully."""
+
+    KIND: ClassVar[str] = "step_finished"
+    run_id: str
+    step_name: str
+    seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepSkipped(Event):
+    """A step found its output already published and exited early (idempotent skip)."""
+
+    KIND: ClassVar[str] = "step_skipped"
+    run_id: str
+    step_name: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingStarted(Event):
+    """Training began (or resumed) in this attempt, at ``start_step``."""
+
+    KIND: ClassVar[str] = "training_started"
+    run_id: str
+    start_step: int
+    total_steps: int
+    checkpoint_every: int
+    seed: int
+    device: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainStep(Event):
+    """``step`` optimizer steps are complete (1-based)."""
+
+    KIND: ClassVar[str] = "train_step"
+    run_id: str
+    step: int
+    loss: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointSaved(Event):
+    """The checkpoint of ``step`` is complete: its manifest exists at ``manifest_key``."""
+
+    KIND: ClassVar[str] = "checkpoint_saved"
+    run_id: str
+    step: int
+    manifest_key: str
+    seconds: float
+    bytes: int
+    reason: str  # "periodic", "sigterm" or "final"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointRestored(Event):
+    """Training restored the checkpoint of ``step`` from ``manifest_key``."""
+
+    KIND: ClassVar[str] = "checkpoint_restored"
+    run_id: str
+    step: int
+    manifest_key: str
+    seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class SigtermReceived(Event):
+    """The process received SIGTERM while training at ``step``."""
+
+    KIND: ClassVar[str] = "sigterm_received"
+    run_id: str
+    step: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingCompleted(Event):
+    """Training reached its last step; ``params_sha256`` hashes the final parameters."""
+
+    KIND: ClassVar[str] = "training_completed"
+    run_id: str
+    step: int
+    params_sha256: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArtifactWritten(Event):
+    """An artifact was published under ``key``; ``logical_id`` names what it is,
+    independent of the attempt that wrote it (for the duplicate check)."""
+
+    KIND: ClassVar[str] = "artifact_written"
+    run_id: str
+    artifact: str  # "raw_part", "feature_partition", "checkpoint", "model", "evaluation", "model_version"
+    key: str
+    logical_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evaluated(Event):
+    """The evaluation step measured ``metric`` against its gate."""
+
+    KIND: ClassVar[str] = "evaluated"
+    run_id: str
+    metric: str
+    value: float
+    threshold: float
+    passed: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelRegistered(Event):
+    """The registry holds ``version`` for ``run_id`` (new or found on retry)."""
+
+    KIND: ClassVar[str] = "model_registered"
+    run_id: str
+    version: int
+    created: bool
+
+
+# --- harness events ----------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PodStarted(Event):
+    """The cluster started a container attempt of ``pod`` on ``node``."""
+
+    KIND: ClassVar[str] = "pod_started"
+    node: str
+    pid: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PodExited(Event):
+    """A container attempt ended; ``exit_code`` follows Kubernetes (143 SIGTERM, 137 SIGKILL)."""
+
+    KIND: ClassVar[str] = "pod_exited"
+    node: str
+    exit_code: int
+    reason: str  # "Completed", "Error", "Deleted", "Evicted"
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobFinished(Event):
+    """A Job reached a terminal condition."""
+
+    KIND: ClassVar[str] = "job_finished"
+    succeeded: bool
+    failures: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultInjected(Event):
+    """A fault acted. ``target`` names what it hit; ``detail`` says exactly what it did."""
+
+    KIND: ClassVar[str] = "fault_injected"
+    fault: str
+    fault_id: str
+    target: str
+    detail: str
+    grace_period_seconds: float = -1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultHealed(Event):
+    """The fault ``fault_id`` has been undone (or has finished acting)."""
+
+    KIND: ClassVar[str] = "fault_healed"
+    fault: str
+    fault_id: str
+    detail: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentStarted(Event):
+    KIND: ClassVar[str] = "experiment_started"
+    experiment: str
+    run_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentEnded(Event):
+    KIND: ClassVar[str] = "experiment_ended"
+    experiment: str
+    status: str
+    deviated: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnknownEvent(Event):
+    """A line whose kind this harness does not know; kept verbatim."""
+
+    KIND: ClassVar[str] = "unknown"
+    name: str
+    raw: str
+
+
+AnyEvent = Union[
+    RunStarted,
+    StepFinished,
+    StepSkipped,
+    TrainingStarted,
+    TrainStep,
+    CheckpointSaved,
+    CheckpointRestored,
+    SigtermReceived,
+    TrainingCompleted,
+    ArtifactWritten,
+    Evaluated,
+    ModelRegistered,
+    PodStarted,
+    PodExited,
+    JobFinished,
+    FaultInjected,
+    FaultHealed,
+    ExperimentStarted,
+    ExperimentEnded,
+    UnknownEvent,
+]
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.KIND: cls
+    for cls in (
+        RunStarted,
+        StepFinished,
+        StepSkipped,
+        TrainingStarted,
+        TrainStep,
+        CheckpointSaved,
+        CheckpointRestored,
+        SigtermReceived,
+        TrainingCompleted,
+        ArtifactWritten,
+        Evaluated,
+        ModelRegistered,
+        PodStarted,
+        PodExited,
+        JobFinished,
+        FaultInjected,
+        FaultHealed,
+        ExperimentStarted,
+        ExperimentEnded,
+    )
+}
+
+E = TypeVar("E", bound=Event)
+
+
+def to_json(event: Event) -> str:
+    """One JSONL line (without newline) for ``event``."""
+    fields = dataclasses.asdict(event)
+    return json.dumps({"event": event.KIND, **fields}, sort_keys=True)
+
+
+def from_json(line: str, *, pod: str = "", job: str = "", attempt: int = 0, now: float = 0.0) -> Event | None:
+    """Parse one line. Returns ``None`` when the line is not a JSON event object.
+
+    ``pod``/``job``/``attempt`` override what the line says (the collector knows
+    better than the workload which container printed it); ``now`` fills a missing ``ts``.
+    Unknown kinds and lines whose fields do not fit their kind become ``UnknownEvent``.
+    """
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("event"), str):
+        return None
+    name = obj.pop("event")
+    source = {k: v for k, v in (("pod", pod), ("job", job), ("attempt", attempt)) if v}
+    obj.update(source)
+    obj.setdefault("ts", now)
+    cls = EVENT_TYPES.get(name)
+    if cls is not None:
+        names = {f.name for f in dataclasses.fields(cls)}
+        try:
+            return cls(**{k: v for k, v in obj.items() if k in names})
+        except TypeError:
+            pass
+    base = {k: obj[k] for k in ("ts", "pod", "job", "attempt") if k in obj}
+    return UnknownEvent(name=name, raw=line.strip(), **base)
+
+
+def of_type(events: list[Event], cls: type[E]) -> list[E]:
+    """The events of one type, in history order."""
+    return [e for e in events if isinstance(e, cls)]

@@ -1,0 +1,116 @@
+"""The experiment being run right now, for Chaos Toolkit activities to act on.
+
+Chaos Toolkit calls plain functions by module path; they find the cluster, the
+history and the pipeline runs of the current experiment here. The runner (or
+the harness control under a stock ``chaos run``) activates one experiment at a
+time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.cluster.base import Cluster
+from harness.errors import HarnessError
+from harness.history.store import History
+from harness.workload.pipeline_run import PipelineRun
+from harness.workload.settings import PipelineSettings
+
+
+@dataclass(frozen=True, kw_only=True)
+class Environment:
+    """A started cluster and what pipelines need to reach its services."""
+
+    cluster: Cluster
+    s3_env: Mapping[str, str]
+    cache_dir: Path | None = None
+    logs_dir: Path | None = None  # where the cluster keeps pod logs, copied into reports
+
+
+class ActiveExperiment:
+    """Mutable state of the experiment being run: its pipeline runs and faults."""
+
+    def __init__(
+        self, *, env: Environment, name: str, run_id: str, settings: PipelineSettings, history: History, bucket: str
+    ) -> None:
+        self.env = env
+        self.name = name
+        self.run_id = run_id
+        self.settings = settings
+        self.history = history
+        self.bucket = bucket
+        self.pipeline_runs: dict[str, PipelineRun] = {}
+        self._fault_ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def start_pipeline_run(self, *, kind: str) -> PipelineRun:
+        """Start a run of the pipeline; the first daily run gets the experiment's run id."""
+        with self._lock:
+            run_id = self.run_id if not self.pipeline_runs else f"{self.run_id}-{kind}-{len(self.pipeline_runs)}"
+            run = PipelineRun(
+                cluster=self.env.cluster,
+                sink=self.history.append,
+                settings=self.settings,
+                run_id=run_id,
+                kind=kind,
+                bucket=self.bucket,
+                s3_env=dict(self.env.s3_env),
+            )
+            self.pipeline_runs[run_id] = run
+        run.start()
+        return run
+
+    def main_run(self) -> PipelineRun:
+        """The experiment's own (first) pipeline run."""
+        run = self.pipeline_runs.get(self.run_id)
+        if run is None:
+            raise HarnessError(
+                f"experiment {self.name!r} has no pipeline run yet; its method must start one "
+                "(harness.chaosext.pipeline.actions.start_pipeline_run) before acting on it"
+            )
+        return run
+
+    def next_fault_id(self, fault: str) -> str:
+        return f"{fault}-{next(self._fault_ids)}"
+
+    def cancel_runs(self) -> None:
+        for run in list(self.pipeline_runs.values()):
+            if run.outcome is None:
+                run.cancel()
+
+
+_lock = threading.Lock()
+_current: ActiveExperiment | None = None
+
+
+def current() -> ActiveExperiment:
+    """The active experiment; raises when activities run outside one."""
+    if _current is None:
+        raise HarnessError(
+            "no harness experiment is active: run experiments through pytest (make chaos), "
+            "`mlchaos run`, or `chaos run` with the harness control declared in the experiment"
+        )
+    return _current
+
+
+def is_active() -> bool:
+    return _current is not None
+
+
+@contextmanager
+def activate(experiment: ActiveExperiment) -> Iterator[ActiveExperiment]:
+    global _current
+    with _lock:
+        if _current is not None:
+            raise HarnessError(f"experiment {_current.name!r} is already running; experiments run one at a time")
+        _current = experiment
+    try:
+        yield experiment
+    finally:
+        with _lock:
+            _current = None

@@ -1,0 +1,80 @@
+"""Run experiments one after another on one environment, then write the reports.
+
+Used by the CLI and, one experiment per test item, by the pytest plugin. The
+environment starts with the first experiment and stops in ``close``, also on
+Ctrl-C, SIGTERM or a crash of an experiment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+
+from harness.environment import embedded_environment
+from harness.experiment.model import ExperimentSpec
+from harness.experiment.result import ExperimentResult
+from harness.experiment.runner import run_experiment
+from harness.report.writer import write_reports
+from harness.runtime import Environment
+from harness.suite import SuiteResult, summarize
+
+
+class SuiteRunner:
+    def __init__(
+        self,
+        *,
+        reports_root: Path,
+        min_score: float,
+        seed: int | None = None,
+        keep_cluster: bool = False,
+        progress: Callable[[str], None] = print,
+    ) -> None:
+        self.tag = time.strftime("%Y%m%d-%H%M%S")
+        self.run_dir = reports_root / self.tag
+        self.min_score = min_score
+        self.seed = seed
+        self.keep_cluster = keep_cluster
+        self.results: list[ExperimentResult] = []
+        self._progress = progress
+        self._stack = ExitStack()
+        self._env: Environment | None = None
+        self._started = time.time()
+
+    def environment(self) -> Environment:
+        if self._env is None:
+            self._progress("starting the embedded cluster (S3, Prometheus, 2 nodes)")
+            self._env = self._stack.enter_context(embedded_environment(keep_workdir=self.keep_cluster))
+        return self._env
+
+    def run(self, spec: ExperimentSpec) -> ExperimentResult:
+        if self.seed is not None:
+            spec = replace(spec, pipeline=replace(spec.pipeline, seed=self.seed))
+        env = self.environment()
+        t0 = time.monotonic()
+        self._progress(f"experiment {spec.name}: running (seed {spec.pipeline.seed})")
+        result = run_experiment(spec=spec, env=env, out_dir=self.run_dir / spec.name, tag=self.tag)
+        verdicts = ", ".join(f"{c.name}={c.verdict}" for c in result.checks)
+        self._progress(
+            f"experiment {spec.name}: score {result.score.value:.1f} ({verdicts}) in {time.monotonic() - t0:.1f}s"
+        )
+        self.results.append(result)
+        return result
+
+    def close(self) -> SuiteResult | None:
+        """Stop the environment; write and return the suite's reports when any experiment ran."""
+        self._stack.close()
+        if not self.results:
+            return None
+        suite = summarize(
+            run_id=self.tag,
+            cluster="embedded",
+            started_at=self._started,
+            ended_at=time.time(),
+            results=self.results,
+            min_score=self.min_score,
+        )
+        write_reports(suite, self.run_dir)
+        return suite

@@ -1,0 +1,1 @@
+"""Workloads: the pipeline under test, launched through the cluster."""

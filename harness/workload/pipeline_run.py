@@ -1,0 +1,140 @@
+"""One run of the reference pipeline: its steps as Jobs, one after another.
+
+Like an orchestrator's DAG run (Argo, Airflow): each step is a Kubernetes-like
+Job, retried by the cluster up to its backoff limit; a step that fails for good
+stops the run. The run executes in a background thread so faults can be
+injected while it trains.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.cluster.base import Cluster, EventSink, JobSpec
+from harness.errors import HarnessError
+from harness.workload.settings import STEPS, PipelineSettings
+
+METRICS_LINGER_SECONDS = "1.5"  # the last step stays up for one more 1 s scrape of its final metrics
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOutcome:
+    run_id: str
+    succeeded: bool
+    failed_step: str  # "" when succeeded or cancelled before any failure
+    duration_seconds: float
+    detail: str
+
+
+class PipelineRun:
+    """A pipeline run in the background. Use ``start``, then ``wait`` or ``cancel``."""
+
+    def __init__(
+        self,
+        *,
+        cluster: Cluster,
+        sink: EventSink,
+        settings: PipelineSettings,
+        run_id: str,
+        kind: str,
+        bucket: str,
+        s3_env: dict[str, str],
+        steps: Sequence[str] = STEPS,
+    ) -> None:
+        self.run_id = run_id
+        self.kind = kind
+        self._cluster = cluster
+        self._sink = sink
+        self._settings = settings
+        self._bucket = bucket
+        self._s3_env = s3_env
+        self._steps = tuple(steps)
+        self._cancelled = threading.Event()
+        self._outcome: RunOutcome | None = None
+        self._thread = threading.Thread(target=self._run, name=f"pipeline-{run_id}", daemon=True)
+        self._started_at = 0.0
+        self._current_job = ""
+
+    def job_name(self, step: str) -> str:
+        return f"{self.run_id}-{step}"
+
+    def start(self) -> None:
+        self._started_at = time.time()
+        self._thread.start()
+
+    @property
+    def outcome(self) -> RunOutcome | None:
+        """The outcome once the run has ended, else ``None``."""
+        return self._outcome
+
+    def wait(self, *, timeout: float) -> RunOutcome:
+        self._thread.join(timeout)
+        if self._outcome is None:
+            raise HarnessError(f"pipeline run {self.run_id} did not finish within {timeout:g}s")
+        return self._outcome
+
+    def cancel(self) -> None:
+        """Stop the run: no further steps; the running step's Job is deleted (with grace)."""
+        self._cancelled.set()
+        if self._current_job:
+            try:
+                self._cluster.delete_job(self._current_job)
+            except HarnessError:
+                pass
+        self._thread.join(60)
+
+    def _spec(self, step: str) -> JobSpec:
+        s = self._settings
+        env = {
+            **s.env(),
+            **self._s3_env,
+            "S3_BUCKET": self._bucket,
+            "RUN_ID": self.run_id,
+            "RUN_KIND": self.kind,
+            "RUN_STARTED_AT": f"{self._started_at:.3f}",
+            "PYTHONUNBUFFERED": "1",
+        }
+        if step == self._steps[-1]:
+            env["METRICS_LINGER_SECONDS"] = METRICS_LINGER_SECONDS
+        return JobSpec(
+            name=self.job_name(step),
+            command=(sys.executable, "-m", "reference_pipeline", step),
+            env=env,
+            labels={"pipeline": s.pipeline, "run": self.run_id, "step": step, "kind": self.kind},
+            backoff_limit=s.backoff_limit,
+            backoff_base_seconds=s.backoff_base_seconds,
+            priority=100 if self.kind == "daily" else 0,
+            termination_grace_period_seconds=s.termination_grace_period_seconds,
+            expose_metrics=True,
+        )
+
+    def _run(self) -> None:
+        failed, detail, step = "", "all steps succeeded", ""
+        try:
+            for step in self._steps:
+                if self._cancelled.is_set():
+                    failed, detail = step, "cancelled"
+                    break
+                spec = self._spec(step)
+                self._current_job = spec.name
+                self._cluster.submit_job(spec, sink=self._sink)
+                status = self._cluster.wait_job(spec.name, timeout=self._settings.step_timeout_seconds)
+                if not status.succeeded:
+                    failed = step
+                    detail = f"step {step} failed after {status.failed} failed attempt(s)"
+                    break
+        except HarnessError as exc:
+            failed, detail = failed or step, str(exc)
+        finally:
+            self._current_job = ""
+            self._outcome = RunOutcome(
+                run_id=self.run_id,
+                succeeded=not failed,
+                failed_step=failed,
+                duration_seconds=time.time() - self._started_at,
+                detail=detail,
+            )

@@ -1,0 +1,46 @@
+"""What an experiment says about the pipeline it runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STEPS: tuple[str, ...] = ("ingest", "validate", "features", "train", "evaluate", "register")
+TRAINING_STEPS: tuple[str, ...] = ("ingest", "validate", "features", "train")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineSettings:
+    """Parameters of the reference pipeline (its environment contract).
+
+    ``None`` leaves the pipeline's own default. ``backoff_*`` are the Jobs'
+    restart backoff: Kubernetes uses 10 s doubling; the embedded cluster's runs
+    use a shorter base so recovery is measured, not the backoff.
+    """
+
+    pipeline: str = "reference"
+    date: str = "2026-11-21"
+    seed: int = 7
+    train_steps: int | None = None
+    checkpoint_every: int | None = None
+    model_size: str = "small"
+    broken: str = ""
+    backoff_limit: int = 6
+    backoff_base_seconds: float = 0.1
+    termination_grace_period_seconds: float = 30.0
+    step_timeout_seconds: float = 600.0
+
+    def env(self) -> dict[str, str]:
+        """The pipeline's environment variables for these settings."""
+        env = {
+            "PIPELINE_NAME": self.pipeline,
+            "PARTITION_DATE": self.date,
+            "SEED": str(self.seed),
+            "MODEL_SIZE": self.model_size,
+        }
+        if self.train_steps is not None:
+            env["TRAIN_STEPS"] = str(self.train_steps)
+        if self.checkpoint_every is not None:
+            env["CHECKPOINT_EVERY"] = str(self.checkpoint_every)
+        if self.broken:
+            env["PIPELINE_BROKEN"] = self.broken
+        return env

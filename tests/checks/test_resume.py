@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from harness.checks.interruptions import fault_outcomes
+from harness.checks.resume import check_resume
+from tests.checks.histories import RUN, SHA, TrainingHistory, graceful_then_forced
+
+
+def verdict(events, reference=SHA):
+    return check_resume(events, run_id=RUN, reference_sha256=reference)
+
+
+def test_graceful_and_forced_kills_that_resume_correctly_pass():
+    result = verdict(graceful_then_forced())
+    assert result.verdict == "pass", result.evidence
+    assert any("bit-identical" in line for line in result.evidence)
+
+
+def test_outcomes_measure_steps_lost_and_recovery():
+    graceful, forced = fault_outcomes(graceful_then_forced())
+    assert (graceful.graceful, graceful.restored_step, graceful.steps_lost) == (True, 25, 0)
+    assert (forced.graceful, forced.latest_checkpoint, forced.restored_step, forced.steps_lost) == (False, 40, 40, 7)
+    assert forced.recovery_seconds is not None and forced.recovery_seconds > 0
+
+
+def test_restarting_from_step_zero_fails():
+    result = verdict(graceful_then_forced(restore_after_kill=None))
+    assert result.verdict == "fail"
+    assert any("restored nothing" in line for line in result.evidence)
+
+
+def test_restoring_an_older_checkpoint_than_the_latest_fails():
+    result = verdict(graceful_then_forced(restore_after_kill=30))
+    assert result.verdict == "fail"
+    assert any("latest complete checkpoint was step 40" in line for line in result.evidence)
+
+
+def test_losing_steps_after_sigterm_fails():
+    h = TrainingHistory()
+    # SIGTERM honoured (exit 143) but no checkpoint on the way out: steps 21-25 are lost.
+    h.start_attempt(restore=None).train(1, 25).kill(grace=30, exit_code=143).exited(143)
+    h.start_attempt(restore=20).train(21, 100).complete()
+    result = verdict(h.end())
+    assert result.verdict == "fail"
+    assert any("5 steps lost" in line and "at most 0" in line for line in result.evidence)
+
+
+def test_losing_more_than_one_interval_after_sigkill_fails():
+    h = TrainingHistory(checkpoint_every=10)
+    # Periodic checkpoints missing after step 10: SIGKILL at 35 loses 25 > 10 steps.
+    h.start_attempt(restore=None).train(1, 10).train(11, 35, checkpoints=False).kill(grace=0, exit_code=137).exited(137)
+    h.start_attempt(restore=10).train(11, 100).complete()
+    result = verdict(h.end())
+    assert result.verdict == "fail"
+
+
+def test_different_final_parameters_fail():
+    result = verdict(graceful_then_forced(sha="b" * 64))
+    assert result.verdict == "fail"
+    assert any("differ" in line for line in result.evidence)
+
+
+def test_no_resumption_after_a_kill_fails():
+    h = TrainingHistory()
+    h.start_attempt(restore=None).train(1, 25).kill(grace=0, exit_code=137).exited(137)
+    assert verdict(h.end()).verdict == "fail"
+
+
+def test_no_interruption_is_unknown_not_pass():
+    h = TrainingHistory()
+    h.start_attempt(restore=None).train(1, 100).complete()
+    result = verdict(h.end())
+    assert result.verdict == "unknown"
+
+
+def test_missing_reference_is_unknown():
+    assert verdict(graceful_then_forced(), reference=None).verdict == "unknown"
+
+
+def test_missing_final_hash_is_unknown():
+    h = TrainingHistory()
+    h.start_attempt(restore=None).train(1, 25).kill(grace=30, exit_code=143).checkpoint(25, reason="sigterm").exited(143)
+    h.start_attempt(restore=25).train(26, 60)
+    assert verdict(h.end()).verdict == "unknown"
+
+
+def test_a_fault_that_missed_training_is_not_an_interruption():
+    h = TrainingHistory()
+    h.start_attempt(restore=None).train(1, 100).complete()
+    events = h.end()
+    assert [o.hit_training for o in fault_outcomes(events)] == []
