@@ -299,7 +299,9 @@ def to_json(event: Event) -> str:
     return json.dumps({"event": event.KIND, **fields}, sort_keys=True)
 
 
-def from_json(line: str, *, pod: str = "", job: str = "", attempt: int = 0, now: float = 0.0) -> Event | None:
+def from_json(
+    line: str, *, pod: str | None = None, job: str | None = None, attempt: int | None = None, now: float = 0.0
+) -> Event | None:
     """Parse one line. Returns ``None`` when the line is not a JSON event object.
 
     ``pod``/``job``/``attempt`` override what the line says (the collector knows
@@ -313,7 +315,7 @@ def from_json(line: str, *, pod: str = "", job: str = "", attempt: int = 0, now:
     if not isinstance(obj, dict) or not isinstance(obj.get("event"), str):
         return None
     name = obj.pop("event")
-    source = {k: v for k, v in (("pod", pod), ("job", job), ("attempt", attempt)) if v}
+    source = {k: v for k, v in (("pod", pod), ("job", job), ("attempt", attempt)) if v is not None}
     obj.update(source)
     obj.setdefault("ts", now)
     cls = EVENT_TYPES.get(name)
