@@ -32,7 +32,7 @@ class SuiteRunner:
         keep_cluster: bool = False,
         progress: Callable[[str], None] = print,
     ) -> None:
-        self.tag = time.strftime("%Y%m%d-%H%M%S")
+        self.tag = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         self.run_dir = reports_root / self.tag
         self.min_score = min_score
         self.seed = seed

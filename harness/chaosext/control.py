@@ -37,7 +37,7 @@ def before_experiment_control(context: dict[str, Any], **kwargs: Any) -> None:
     name = re.sub(r"[^a-z0-9]+", "-", str(context.get("title", "experiment")).lower()).strip("-")[:40]
     spec = spec_from_document(context, path=Path(f"{name or 'experiment'}.yaml"))
     env = _stack.enter_context(embedded_environment())
-    _tag = time.strftime("%Y%m%d-%H%M%S")
+    _tag = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     _session = ExperimentSession(spec=spec, env=env, out_dir=Path("reports") / _tag / spec.name, tag=_tag)
     _session.begin()
 

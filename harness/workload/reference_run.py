@@ -63,7 +63,7 @@ def reference_params_sha256(
             sink=history.append,
             settings=settings,
             run_id=run_id,
-            kind="reference",
+            kind="daily",
             bucket=BUCKET,
             s3_env=s3_env,
             steps=TRAINING_STEPS,
