@@ -1,0 +1,154 @@
+"""Checkpoints of the full training state in S3, saved cheaply, restored safely.
+
+Layout per checkpoint: ``<run>/checkpoints/step-NNNNNN/state.pt`` then
+``.../MANIFEST.json`` (step, state key, sha256 and size of state.pt). Both are
+conditional PUTs, and the manifest is written last: a checkpoint is complete only
+when its manifest exists, so a process killed mid-save leaves nothing that a
+restore would use.
+
+Saving is split so training is blocked as little as possible: the caller
+serializes the state to bytes synchronously (a consistent snapshot), and the
+upload and the manifest happen in a background thread, at most one in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from .config import Config
+from .events import emit
+from .metrics import Metrics
+from .s3 import Store
+
+MANIFEST = "MANIFEST.json"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What makes a checkpoint complete, and how to verify its state object."""
+
+    step: int
+    state_key: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Restored:
+    """A verified checkpoint, loaded."""
+
+    step: int
+    manifest_key: str
+    state: dict[str, Any]
+    seconds: float
+
+
+def serialize(state: dict[str, Any]) -> bytes:
+    """The state as bytes: copies every tensor now, so training may go on mutating them."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+class Checkpointer:
+    """Saves and restores the checkpoints of one run."""
+
+    def __init__(self, config: Config, store: Store, metrics: Metrics) -> None:
+        self._config = config
+        self._store = store
+        self._metrics = metrics
+        self._inflight: threading.Thread | None = None
+        self.last_complete_step: int | None = None
+
+    def restore_latest(self) -> Restored | None:
+        """Load the latest complete checkpoint whose state matches its manifest.
+
+        A manifest whose state.pt is missing or has another sha256/size is skipped
+        (and counted as a failure); an earlier complete checkpoint is used instead.
+        """
+        started = time.perf_counter()
+        prefix = f"{self._config.run_prefix}/checkpoints/"
+        manifests = [k for k in self._store.list_keys(prefix) if k.endswith("/" + MANIFEST)]
+        for manifest_key in sorted(manifests, reverse=True):  # zero-padded steps: newest first
+            manifest_object = self._store.get(manifest_key)
+            state_object = None
+            if manifest_object is not None:
+                manifest = Manifest(**json.loads(manifest_object.body))
+                state_object = self._store.get(manifest.state_key)
+            if (
+                state_object is None
+                or len(state_object.body) != manifest.size
+                or hashlib.sha256(state_object.body).hexdigest() != manifest.sha256
+            ):
+                self._metrics.checkpoint_failures.inc()
+                print(f"reference_pipeline: skipping checkpoint {manifest_key}: state missing or corrupt",
+                      file=sys.stderr)
+                continue
+            state = torch.load(io.BytesIO(state_object.body), weights_only=True)
+            seconds = time.perf_counter() - started
+            self._metrics.checkpoint_restore_seconds.observe(seconds)
+            self.last_complete_step = manifest.step
+            return Restored(step=manifest.step, manifest_key=manifest_key, state=state, seconds=seconds)
+        return None
+
+    def save(self, step: int, payload: bytes, *, reason: str, serialize_seconds: float, background: bool) -> None:
+        """Publish ``payload`` as the checkpoint of ``step``; in a thread if ``background``.
+
+        Waits for the previous upload first (at most one in flight), so checkpoints
+        complete in step order. A failed save is reported and counted, never fatal:
+        training goes on and a later checkpoint covers the work.
+        """
+        self.wait()
+        if step == self.last_complete_step:
+            return  # already complete (e.g. SIGTERM right after a periodic save)
+        work = lambda: self._publish(step, payload, reason, serialize_seconds)  # noqa: E731
+        if background:
+            self._inflight = threading.Thread(target=work, name=f"checkpoint-{step}", daemon=True)
+            self._inflight.start()
+        else:
+            work()
+
+    def wait(self) -> None:
+        """Block until the in-flight upload (if any) is done."""
+        if self._inflight is not None:
+            self._inflight.join()
+            self._inflight = None
+
+    def _publish(self, step: int, payload: bytes, reason: str, serialize_seconds: float) -> None:
+        started = time.perf_counter()
+        directory = self._config.checkpoint_dir(step)
+        manifest = Manifest(step=step, state_key=f"{directory}/state.pt",
+                            sha256=hashlib.sha256(payload).hexdigest(), size=len(payload))
+        manifest_key = f"{directory}/{MANIFEST}"
+        try:
+            if not self._store.put_if_absent(manifest.state_key, payload):
+                # An earlier attempt uploaded this step's state and died before the
+                # manifest. Training is deterministic, so the bytes must be equal;
+                # if not, a manifest would describe an object it does not match.
+                existing = self._store.get(manifest.state_key)
+                if existing is None or hashlib.sha256(existing.body).hexdigest() != manifest.sha256:
+                    raise RuntimeError(f"{manifest.state_key} exists with different content")
+            created = self._store.put_if_absent(manifest_key, json.dumps(asdict(manifest)).encode())
+        except Exception as error:  # noqa: BLE001 - any failure only loses this checkpoint
+            self._metrics.checkpoint_failures.inc()
+            print(f"reference_pipeline: checkpoint of step {step} failed: {error}", file=sys.stderr)
+            return
+        # seconds = time the training loop was blocked serializing + upload and manifest time.
+        seconds = serialize_seconds + time.perf_counter() - started
+        self._metrics.checkpoint_save_seconds.observe(seconds)
+        self.last_complete_step = step
+        run_id = self._config.run_id
+        if created:  # a manifest already there was reported by the attempt that wrote it
+            emit("artifact_written", run_id=run_id, artifact="checkpoint", key=manifest_key,
+                 logical_id=f"checkpoint/{run_id}/{step}")
+        emit("checkpoint_saved", run_id=run_id, step=step, manifest_key=manifest_key,
+             seconds=round(seconds, 6), bytes=len(payload), reason=reason)

@@ -1,0 +1,107 @@
+"""The model registry, in the bucket, built only from conditional writes.
+
+Layout under ``registry/<pipeline>/``:
+- ``versions/NNNNNN.json``: one model version (run id, model key, ...). A version
+  number is allocated by creating its object with ``IfNoneMatch='*'``; losing the
+  race (412) moves on to the next number.
+- ``runs/<run id>.json``: the run's version. Written after the version, with
+  ``IfNoneMatch='*'``; it is the authority for "this run is registered".
+- ``aliases/latest.json``: the newest version, moved with optimistic locking
+  (``IfMatch`` on the ETag read), only ever forward.
+
+One version per run id, however often register is retried: a retry finds the
+run object, or the version object a previous attempt created before dying.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+
+from .config import Config
+from .s3 import Store
+
+
+@dataclass(frozen=True)
+class Version:
+    version: int
+    run_id: str
+    date: str
+    kind: str
+    model_key: str
+    created_at: float
+
+
+class Registry:
+    def __init__(self, config: Config, store: Store) -> None:
+        self._config = config
+        self._store = store
+        self._prefix = config.registry_prefix
+
+    def register(self) -> tuple[int, bool]:
+        """(version, created) for this run, then move ``latest`` to it if it is newer."""
+        run_key = f"{self._prefix}/runs/{self._config.run_id}.json"
+        existing = self._store.get(run_key)
+        if existing is not None:
+            version, created = int(json.loads(existing.body)["version"]), False
+        else:
+            version, created = self._claim(run_key)
+        self._move_latest(version)
+        return version, created
+
+    def version_key(self, version: int) -> str:
+        return f"{self._prefix}/versions/{version:06d}.json"
+
+    def _versions(self) -> dict[int, str]:
+        """Every version number and the run id it belongs to."""
+        result: dict[int, str] = {}
+        for key in self._store.list_keys(f"{self._prefix}/versions/"):
+            obj = self._store.get(key)
+            if obj is not None:
+                record = json.loads(obj.body)
+                result[int(record["version"])] = record["run_id"]
+        return result
+
+    def _claim(self, run_key: str) -> tuple[int, bool]:
+        """Allocate (or find) this run's version and write the run object; created=True if we wrote it."""
+        c = self._config
+        versions = self._versions()
+        ours = sorted(v for v, run_id in versions.items() if run_id == c.run_id)
+        if ours:  # a previous attempt died between the version and the run object
+            version = ours[0]
+        else:
+            version = max(versions, default=0) + 1
+            while not self._store.put_if_absent(self.version_key(version), self._record(version)):
+                version += 1  # another run took this number first
+        if self._store.put_if_absent(run_key, json.dumps({"version": version}).encode()):
+            return version, True
+        # A concurrent attempt of this same run registered first: its version is the
+        # run's; ours, if different, is an orphan nobody references, so remove it.
+        winner = self._store.get(run_key)
+        if winner is None:
+            raise RuntimeError(f"{run_key} vanished while registering")
+        winner_version = int(json.loads(winner.body)["version"])
+        if winner_version != version:
+            self._store.delete(self.version_key(version))
+        return winner_version, False
+
+    def _record(self, version: int) -> bytes:
+        c = self._config
+        record = Version(version=version, run_id=c.run_id, date=c.date, kind=c.kind,
+                         model_key=c.model_key, created_at=time.time())
+        return json.dumps(asdict(record)).encode()
+
+    def _move_latest(self, version: int) -> None:
+        """Compare-and-swap loop on the alias: re-read and retry when someone else moved it."""
+        key = f"{self._prefix}/aliases/latest.json"
+        body = json.dumps({"version": version, "run_id": self._config.run_id}).encode()
+        while True:
+            current = self._store.get(key)
+            if current is None:
+                if self._store.put_if_absent(key, body):
+                    return
+            elif int(json.loads(current.body)["version"]) >= version:
+                return  # never move the alias backwards
+            elif self._store.put_if_match(key, body, current.etag):
+                return

@@ -1,0 +1,171 @@
+"""train: deterministic, resumable training of the MLP.
+
+THE property: with the same seed, a run interrupted any number of times (SIGTERM
+at any step, SIGKILL at any moment) ends with parameters bit-identical to an
+uninterrupted run. It holds because (1) deterministic algorithms and a fixed
+thread count make every step a pure function of the state before it, (2) the
+checkpoint holds the full state (model, optimizer, LR scheduler, every RNG, data
+position, step), and (3) the batch of a step is derived from the step itself
+(a permutation seeded by (SEED, epoch)), not from how many steps this process ran.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import signal
+import threading
+import time
+from dataclasses import asdict
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import broken, data
+from ..checkpoint import Checkpointer, serialize
+from ..errors import Terminated, UserError
+from ..events import emit
+from ..model import SPECS, build, params_sha256
+from . import features
+from .context import Context
+
+
+def run(ctx: Context) -> None:
+    """Train to TRAIN_STEPS from the latest complete checkpoint, then publish model.pt."""
+    c = ctx.config
+    if ctx.store.exists(c.model_key):
+        ctx.skip("model already published")
+        return
+    stop = _install_sigterm_flag()
+    device = _deterministic_device(c.device)
+    (train_x, train_y), _ = data.split(features.load(ctx))
+    spec = SPECS[c.model_size]
+    torch.manual_seed(c.seed)  # initial weights
+    model = build(spec, train_x.shape[1]).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=c.train_steps)
+    xs, ys = torch.from_numpy(train_x).to(device), torch.from_numpy(train_y).to(device)
+    batches_per_epoch = len(xs) // spec.batch_size  # the last partial batch is dropped
+    checkpoints = Checkpointer(c, ctx.store, ctx.metrics)
+
+    step = 0
+    if broken.IGNORE_CHECKPOINT not in c.broken:
+        restored = checkpoints.restore_latest()
+        if restored is not None:
+            step = _load_state(restored.state, model, optimizer, scheduler, c.train_steps, batches_per_epoch)
+            emit("checkpoint_restored", run_id=c.run_id, step=restored.step,
+                 manifest_key=restored.manifest_key, seconds=round(restored.seconds, 6))
+    emit("training_started", run_id=c.run_id, start_step=step, total_steps=c.train_steps,
+         checkpoint_every=c.checkpoint_every, seed=c.seed, device=str(device))
+
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    order, order_epoch = torch.empty(0, dtype=torch.long), -1
+    model.train()
+    while step < c.train_steps:
+        if stop.is_set():
+            # Between steps: the state is exactly "step steps done", so nothing is lost.
+            emit("sigterm_received", run_id=c.run_id, step=step)
+            started = time.perf_counter()
+            payload = serialize(_state(model, optimizer, scheduler, step, c.train_steps, batches_per_epoch))
+            checkpoints.save(step, payload, reason="sigterm",
+                             serialize_seconds=time.perf_counter() - started, background=False)
+            raise Terminated(f"SIGTERM at step {step}; checkpoint saved")
+        epoch, batch = divmod(step, batches_per_epoch)
+        if epoch != order_epoch:
+            generator = torch.Generator().manual_seed(c.seed * 1_000_003 + epoch)
+            order, order_epoch = torch.randperm(len(xs), generator=generator).to(device), epoch
+        index = order[batch * spec.batch_size : (batch + 1) * spec.batch_size]
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(xs[index]).squeeze(1), ys[index])
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        emit("train_step", run_id=c.run_id, step=step, loss=float(loss.item()))
+        ctx.metrics.step_done(step)
+        if step % c.checkpoint_every == 0:
+            started = time.perf_counter()
+            payload = serialize(_state(model, optimizer, scheduler, step, c.train_steps, batches_per_epoch))
+            checkpoints.save(step, payload, reason="periodic",
+                             serialize_seconds=time.perf_counter() - started, background=True)
+    checkpoints.wait()
+
+    digest = params_sha256(model)
+    buffer = io.BytesIO()
+    torch.save({"spec": asdict(spec), "inputs": int(train_x.shape[1]), "step": step, "params_sha256": digest,
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, buffer)
+    if ctx.store.put_if_absent(c.model_key, buffer.getvalue()):  # 412: an earlier attempt published it
+        ctx.published("model", c.model_key, f"model/{c.run_id}")
+    emit("training_completed", run_id=c.run_id, step=step, params_sha256=digest)
+
+
+def _install_sigterm_flag() -> threading.Event:
+    """SIGTERM only sets a flag; the loop stops between two steps, after saving."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+def _deterministic_device(name: str) -> torch.device:
+    """The device, with every source of run-to-run nondeterminism turned off."""
+    device = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+    # cuBLAS needs this set before its first use to be deterministic.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    # Reductions split differently across thread counts; one thread makes CPU steps
+    # reproducible whatever the machine's core count.
+    torch.set_num_threads(1)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    return device
+
+
+def _state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, step: int,
+           total_steps: int, batches_per_epoch: int) -> dict[str, Any]:
+    """The full training state after ``step`` steps (tensors only where torch.load(weights_only) needs)."""
+    np_name, np_key, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    epoch, batch = divmod(step, batches_per_epoch)
+    return {
+        "step": step,
+        "total_steps": total_steps,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            "numpy": (np_name, torch.from_numpy(np_key.astype(np.int64)), np_pos, np_has_gauss, np_gauss),
+            "python": random.getstate(),
+        },
+        "data": {"epoch": epoch, "batch": batch},  # the next batch to train on
+    }
+
+
+def _load_state(state: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                total_steps: int, batches_per_epoch: int) -> int:
+    """Restore everything ``_state`` saved; returns the step to continue from."""
+    if state["total_steps"] != total_steps:
+        raise UserError(f"the checkpoint was written with TRAIN_STEPS={state['total_steps']}, not {total_steps}; "
+                        "keep TRAIN_STEPS fixed for a run id or use a new RUN_ID")
+    step = int(state["step"])
+    if (state["data"]["epoch"], state["data"]["batch"]) != divmod(step, batches_per_epoch):
+        raise UserError("the checkpoint's data position does not match this data set; use a new RUN_ID")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    rng = state["rng"]
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"]:
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    np_name, np_key, np_pos, np_has_gauss, np_gauss = rng["numpy"]
+    np.random.set_state((np_name, np_key.numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss))
+    random.setstate(rng["python"])
+    return step

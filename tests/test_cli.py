@@ -1,0 +1,37 @@
+"""The CLI's answers to bad input: one line, non-zero exit, nothing started."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def mlchaos(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_malformed_experiment_exits_2_with_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("title: [oops\n")
+    proc = mlchaos("run", str(bad), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "not valid YAML" in proc.stderr
+    assert not (tmp_path / "reports").exists()
+
+
+def test_unknown_action_exits_2(tmp_path):
+    text = (ROOT / "experiments" / "pod-delete.yaml").read_text().replace("func: terminate_pods", "func: nuke", 1)
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(text)
+    proc = mlchaos("validate", str(exp), cwd=tmp_path)
+    assert proc.returncode == 2 and "nuke" in proc.stderr
+
+
+def test_validate_accepts_the_shipped_experiments():
+    proc = mlchaos("validate", "experiments", cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "pod-delete.yaml: ok" in proc.stdout
