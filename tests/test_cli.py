@@ -35,3 +35,34 @@ def test_validate_accepts_the_shipped_experiments():
     proc = mlchaos("validate", "experiments", cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert "pod-delete.yaml: ok" in proc.stdout
+
+
+def _harness_processes() -> list[str]:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "moto.server" in line or line.startswith("/usr/bin/prometheus")]
+
+
+def test_missing_prometheus_binary_exits_2_and_leaves_nothing_running(tmp_path):
+    import os
+
+    before = _harness_processes()
+    env = {**os.environ, "PATH": str(tmp_path), "HARNESS_STATE_DIR": str(tmp_path / "state")}
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(ROOT / "experiments" / "pod-delete.yaml"),
+                           "--reports", str(tmp_path / "reports")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert "Prometheus binary 'prometheus' not found" in proc.stderr and "apt-get install" in proc.stderr
+    assert _harness_processes() == before
+    assert not list((tmp_path / "state" / "undo").glob("*.json"))
+
+
+def test_unreachable_s3_exits_2(tmp_path):
+    import os
+
+    env = {**os.environ, "HARNESS_S3_ENDPOINT": "http://127.0.0.1:9", "HARNESS_STATE_DIR": str(tmp_path / "state")}
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(ROOT / "experiments" / "pod-delete.yaml"),
+                           "--reports", str(tmp_path / "reports")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "S3 endpoint http://127.0.0.1:9 is unreachable" in proc.stderr
