@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.baseline import compare, describe, load_scores
 from harness.errors import HarnessError
 from harness.experiment.loader import load_experiment
 from harness.lifecycle import install_signal_handlers
@@ -29,7 +30,12 @@ def _experiment_files(paths: list[str]) -> list[Path]:
 def cmd_run(args: argparse.Namespace) -> int:
     specs = [load_experiment(p) for p in _experiment_files(args.paths)]  # all valid before anything starts
     runner = SuiteRunner(
-        reports_root=Path(args.reports), min_score=args.min_score, seed=args.seed, keep_cluster=args.keep_cluster
+        reports_root=Path(args.reports),
+        min_score=args.min_score,
+        baseline=Path(args.baseline) if args.baseline else None,
+        max_drop=args.max_drop,
+        seed=args.seed,
+        keep_cluster=args.keep_cluster,
     )
     try:
         for spec in specs:
@@ -38,9 +44,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         suite = runner.close()
     if suite is None:
         return 1
+    if suite.baseline is not None:
+        print("\n".join(describe(suite.baseline)))
     print(f"resilience score {suite.score.value:.1f} (minimum {suite.min_score:g}): "
           f"{'PASSED' if suite.passed else 'FAILED'}; report: {runner.run_dir / 'report.html'}")
     return 0 if suite.passed else 1
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    current = load_scores(Path(args.current))
+    comparison = compare(
+        baseline=load_scores(Path(args.baseline)), score=current.score, experiments=current.experiments,
+        max_drop=args.max_drop,
+    )
+    print("\n".join(describe(comparison)))
+    return 0 if comparison.passed else 1
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
@@ -65,9 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("paths", nargs="*", default=["experiments"])
     run.add_argument("--min-score", type=float, default=0.0, help="exit 1 when the suite score is below this")
     run.add_argument("--reports", default="reports", help="where run folders and reports/latest go")
+    run.add_argument("--baseline", default=None, help="an earlier summary.json to compare the score with")
+    run.add_argument("--max-drop", type=float, default=5.0, help="points the score may drop below the baseline")
     run.add_argument("--seed", type=int, default=None, help="override the pipelines' seed (replay a run)")
     run.add_argument("--keep-cluster", action="store_true", help="keep the cluster's work folder (pod logs)")
     run.set_defaults(func=cmd_run)
+    cmp = sub.add_parser("compare", help="compare a run's summary.json with a baseline summary.json")
+    cmp.add_argument("baseline")
+    cmp.add_argument("current", nargs="?", default="reports/latest/summary.json")
+    cmp.add_argument("--max-drop", type=float, default=5.0, help="exit 1 when the score dropped more than this")
+    cmp.set_defaults(func=cmd_compare)
     sub.add_parser("heal", help="clean up after a run that was killed").set_defaults(func=cmd_heal)
     val = sub.add_parser("validate", help="check experiment files without running them")
     val.add_argument("paths", nargs="*", default=["experiments"])

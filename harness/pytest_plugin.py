@@ -2,10 +2,11 @@
 
 - collects experiment files (``*.yaml``/``*.yml``/``*.json`` in a folder named
   ``experiments``) as test items, one per experiment;
-- options ``--cluster``, ``--chaos-min-score``, ``--chaos-seed``, ``--keep-cluster``,
-  ``--chaos-reports``;
+- options ``--cluster``, ``--chaos-min-score``, ``--chaos-baseline``, ``--chaos-max-drop``,
+  ``--chaos-seed``, ``--keep-cluster``, ``--chaos-reports``;
 - a ``chaos_environment`` fixture for tests of your own;
-- the score gate: the session fails when the suite score is below ``--chaos-min-score``.
+- the score gate: the session fails when the suite score is below ``--chaos-min-score`` or
+  dropped more than ``--chaos-max-drop`` points below the ``--chaos-baseline`` run.
 
 An experiment item fails when the experiment could not run or scored below the
 minimum; each check's verdict and evidence is printed either way.
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from harness.baseline import describe
 from harness.errors import HarnessError
 from harness.experiment.loader import load_experiment
 from harness.experiment.model import ExperimentSpec
@@ -40,6 +42,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where experiments run (embedded: the single-machine cluster the harness starts)")
     group.addoption("--chaos-min-score", type=float, default=0.0,
                     help="fail the session when the suite's resilience score (0-100) is below this")
+    group.addoption("--chaos-baseline", default=None,
+                    help="an earlier summary.json; fail when the suite score drops more than --chaos-max-drop below it")
+    group.addoption("--chaos-max-drop", type=float, default=5.0, help="points the score may drop below the baseline")
     group.addoption("--chaos-seed", type=int, default=None, help="override every pipeline's seed (replay a run)")
     group.addoption("--keep-cluster", action="store_true", help="keep the cluster's work folder after the run")
     group.addoption("--chaos-reports", default="reports", help="folder for run reports and the 'latest' link")
@@ -49,6 +54,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RUNNER] = SuiteRunner(
         reports_root=Path(config.getoption("--chaos-reports")),
         min_score=config.getoption("--chaos-min-score"),
+        baseline=Path(b) if (b := config.getoption("--chaos-baseline")) else None,
+        max_drop=config.getoption("--chaos-max-drop"),
         seed=config.getoption("--chaos-seed"),
         keep_cluster=config.getoption("--keep-cluster"),
         progress=lambda line: _progress(config, line),
@@ -146,6 +153,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.section("resilience score")
     for result in suite.experiments:
         terminalreporter.write_line(_describe(result))
+    if suite.baseline is not None:
+        for line in describe(suite.baseline):
+            terminalreporter.write_line(line)
     verdict = "PASSED" if suite.passed else "FAILED"
     terminalreporter.write_line(
         f"resilience score {suite.score.value:.1f} (minimum {suite.min_score:g}): {verdict} = {suite.score.formula}"

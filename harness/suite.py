@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from collections.abc import Sequence
 
+from harness.baseline import Comparison, Scores, compare
 from harness.experiment.result import ExperimentResult
 from harness.score import Score, suite_score
 
@@ -18,13 +19,28 @@ class SuiteResult:
     experiments: tuple[ExperimentResult, ...]
     score: Score
     min_score: float
-    passed: bool  # score >= min_score
+    baseline: Comparison | None
+    passed: bool  # score >= min_score and, with a baseline, no drop beyond its max_drop
 
 
 def summarize(
-    *, run_id: str, cluster: str, started_at: float, ended_at: float, results: Sequence[ExperimentResult], min_score: float
+    *,
+    run_id: str,
+    cluster: str,
+    started_at: float,
+    ended_at: float,
+    results: Sequence[ExperimentResult],
+    min_score: float,
+    baseline: Scores | None = None,
+    max_drop: float = 5.0,
 ) -> SuiteResult:
     score = suite_score([(r.weight, r.score) for r in results])
+    comparison = (
+        compare(baseline=baseline, score=score.value, experiments={r.name: r.score.value for r in results},
+                max_drop=max_drop)
+        if baseline is not None
+        else None
+    )
     return SuiteResult(
         run_id=run_id,
         cluster=cluster,
@@ -33,5 +49,6 @@ def summarize(
         experiments=tuple(results),
         score=score,
         min_score=min_score,
-        passed=bool(results) and score.value >= min_score,
+        baseline=comparison,
+        passed=bool(results) and score.value >= min_score and (comparison is None or comparison.passed),
     )

@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
+from harness.baseline import load_scores
 from harness.environment import embedded_environment
 from harness.experiment.model import ExperimentSpec
 from harness.experiment.result import ExperimentResult
@@ -28,6 +29,8 @@ class SuiteRunner:
         *,
         reports_root: Path,
         min_score: float,
+        baseline: Path | None = None,
+        max_drop: float = 5.0,
         seed: int | None = None,
         keep_cluster: bool = False,
         progress: Callable[[str], None] = print,
@@ -35,6 +38,8 @@ class SuiteRunner:
         self.tag = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         self.run_dir = reports_root / self.tag
         self.min_score = min_score
+        self.baseline = load_scores(baseline) if baseline is not None else None  # fail before running, not after
+        self.max_drop = max_drop
         self.seed = seed
         self.keep_cluster = keep_cluster
         self.results: list[ExperimentResult] = []
@@ -55,7 +60,9 @@ class SuiteRunner:
         env = self.environment()
         t0 = time.monotonic()
         self._progress(f"experiment {spec.name}: running (seed {spec.pipeline.seed})")
-        result = run_experiment(spec=spec, env=env, out_dir=self.run_dir / spec.name, tag=self.tag)
+        result = run_experiment(
+            spec=spec, env=env, out_dir=self.run_dir / spec.name, tag=self.tag, progress=self._progress
+        )
         verdicts = ", ".join(f"{c.name}={c.verdict}" for c in result.checks)
         self._progress(
             f"experiment {spec.name}: score {result.score.value:.1f} ({verdicts}) in {time.monotonic() - t0:.1f}s"
@@ -75,6 +82,8 @@ class SuiteRunner:
             ended_at=time.time(),
             results=self.results,
             min_score=self.min_score,
+            baseline=self.baseline,
+            max_drop=self.max_drop,
         )
         write_reports(suite, self.run_dir)
         return suite

@@ -6,6 +6,7 @@ import base64
 import html
 from pathlib import Path
 
+from harness.baseline import describe
 from harness.experiment.result import ExperimentResult
 from harness.history.store import load
 from harness.report.summary import iso
@@ -67,6 +68,8 @@ def write_html(suite: SuiteResult, path: Path) -> None:
         f"<p>Run <code>{html.escape(suite.run_id)}</code> on the {html.escape(suite.cluster)} cluster, "
         f"{iso(suite.started_at)} to {iso(suite.ended_at)}.</p>",
     ]
+    if suite.baseline is not None:
+        body.append("<p>" + "<br>".join(html.escape(line) for line in describe(suite.baseline)) + "</p>")
     body += [_experiment(r) for r in suite.experiments]
     path.write_text(
         f"<!doctype html><html><head><meta charset='utf-8'><title>Resilience report {html.escape(suite.run_id)}"

@@ -72,6 +72,15 @@ def summary_document(suite: SuiteResult) -> dict[str, Any]:
         "formula": suite.score.formula,
         "min_score": suite.min_score,
         "passed": suite.passed,
+        "baseline": None
+        if suite.baseline is None
+        else {
+            "file": suite.baseline.baseline.source,
+            "score": suite.baseline.baseline.score,
+            "drop": round(suite.baseline.drop, 2),
+            "max_drop": suite.baseline.max_drop,
+            "passed": suite.baseline.passed,
+        },
         "experiments": [_experiment(r) for r in suite.experiments],
     }
 
