@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +47,7 @@ class ActiveExperiment:
         self.pipeline_runs: dict[str, PipelineRun] = {}
         self._fault_ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._healers: dict[str, Callable[[], None]] = {}
 
     def start_pipeline_run(self, *, kind: str) -> PipelineRun:
         """Start a run of the pipeline; the first daily run gets the experiment's run id."""
@@ -77,6 +78,20 @@ class ActiveExperiment:
 
     def next_fault_id(self, fault: str) -> str:
         return f"{fault}-{next(self._fault_ids)}"
+
+    def on_heal(self, fault_id: str, heal: Callable[[], None]) -> None:
+        """Register how to heal an active fault; ``heal`` must be idempotent."""
+        with self._lock:
+            self._healers[fault_id] = heal
+
+    def heal(self, fault_id: str | None = None) -> list[str]:
+        """Heal one active fault, or all of them; returns the fault ids healed. Healing twice is harmless."""
+        with self._lock:
+            ids = [fault_id] if fault_id is not None else list(self._healers)
+            healers = [(i, self._healers.pop(i)) for i in ids if i in self._healers]
+        for _, heal in healers:
+            heal()
+        return [i for i, _ in healers]
 
     def cancel_runs(self) -> None:
         for run in list(self.pipeline_runs.values()):

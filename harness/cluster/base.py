@@ -102,6 +102,10 @@ class Cluster(Protocol):
 
     def uncordon(self, node: str) -> None: ...
 
+    def drain(self, node: str, *, grace_period_seconds: float | None = None) -> list[PodInfo]:
+        """Cordon ``node`` and evict its running pods (graceful); their Jobs reschedule them elsewhere."""
+        ...
+
     def delete_job(self, name: str) -> None:
         """Stop the Job: no new pods; running pods are deleted with their grace period."""
         ...

@@ -83,6 +83,7 @@ class ExperimentSession:
         status = str(journal.get("status", "unknown")) if journal else "not run"
         deviated = bool(journal.get("deviated", False)) if journal else False
         try:
+            active.heal()  # nothing a fault did outlives the experiment
             active.cancel_runs()
             active.history.append(
                 ExperimentEnded(ts=time.time(), experiment=self.spec.name, status=status, deviated=deviated)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.chaosext.pod.actions import _parse_selector, terminate_pods
+from harness.chaosext.pod.actions import parse_selector, terminate_pods
 from harness.chaosext.pipeline.actions import start_pipeline_run
 from harness.errors import HarnessError
 
@@ -20,8 +20,8 @@ def test_bad_arguments_are_rejected_before_acting():
     with pytest.raises(ValueError, match="kind must be"):
         start_pipeline_run(kind="hourly")
     with pytest.raises(ValueError, match="key=value"):
-        _parse_selector("step")
+        parse_selector("step")
 
 
 def test_selector_parsing():
-    assert _parse_selector("step=train, kind=daily") == {"step": "train", "kind": "daily"}
+    assert parse_selector("step=train, kind=daily") == {"step": "train", "kind": "daily"}

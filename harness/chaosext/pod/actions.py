@@ -17,7 +17,7 @@ def terminate_pods(label_selector: str = "step=train", grace_period_seconds: flo
     """
     if grace_period_seconds < 0:
         raise ValueError(f"grace_period_seconds must be >= 0, got {grace_period_seconds}")
-    labels = _parse_selector(label_selector)
+    labels = parse_selector(label_selector)
     exp = runtime.current()
     labels["run"] = exp.main_run().run_id
     ended = pod_delete.delete_running_pods(
@@ -30,7 +30,7 @@ def terminate_pods(label_selector: str = "step=train", grace_period_seconds: flo
     return [f"{p.name}:{p.exit_code}" for p in ended]
 
 
-def _parse_selector(selector: str) -> dict[str, str]:
+def parse_selector(selector: str) -> dict[str, str]:
     labels: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in selector.split(","))):
         key, sep, value = part.partition("=")

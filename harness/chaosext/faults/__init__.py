@@ -1,0 +1,1 @@
+"""Activities on the faults of the running experiment."""
