@@ -10,6 +10,10 @@ from pathlib import Path
 from harness.cluster.embedded import EmbeddedCluster
 from harness.runtime import Environment
 
+NODES = {"node-a": 2, "node-b": 2}
+# A ResourceQuota scoped to backfill pods: a backfill storm queues instead of taking every slot.
+SCOPED_QUOTAS = {"kind=backfill": 2}
+
 # moto accepts any credentials; a real S3/MinIO endpoint (HARNESS_S3_ENDPOINT) uses the caller's.
 _MOTO_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -21,10 +25,15 @@ _MOTO_CREDENTIALS = {
 @contextmanager
 def embedded_environment(*, keep_workdir: bool = False, cache_dir: Path | None = None) -> Iterator[Environment]:
     """An ``Environment`` over a freshly started embedded cluster, stopped on exit."""
-    with EmbeddedCluster(keep_workdir=keep_workdir) as cluster:
+    with EmbeddedCluster(keep_workdir=keep_workdir, nodes=NODES, scoped_quotas=SCOPED_QUOTAS) as cluster:
         s3_env = {"S3_ENDPOINT_URL": cluster.endpoint("s3")}
         if not os.environ.get("HARNESS_S3_ENDPOINT"):
             s3_env.update(_MOTO_CREDENTIALS)
         yield Environment(
-            cluster=cluster, s3_env=s3_env, cache_dir=cache_dir, logs_dir=cluster.workdir / "pods"
+            cluster=cluster,
+            s3_env=s3_env,
+            cache_dir=cache_dir,
+            logs_dir=cluster.workdir / "pods",
+            pod_limit=sum(NODES.values()),
+            scoped_quotas=SCOPED_QUOTAS,
         )

@@ -12,14 +12,18 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.cluster.base import Cluster
 from harness.errors import HarnessError
 from harness.history.store import History
+from harness.workload.backfill import Backfill
 from harness.workload.pipeline_run import PipelineRun
 from harness.workload.settings import PipelineSettings
+
+
+MAIN = "main"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,6 +34,8 @@ class Environment:
     s3_env: Mapping[str, str]
     cache_dir: Path | None = None
     logs_dir: Path | None = None  # where the cluster keeps pod logs, copied into reports
+    pod_limit: int | None = None  # most pods that may run at once (slots, or a ResourceQuota)
+    scoped_quotas: Mapping[str, int] = field(default_factory=dict)  # "label=value" -> most running pods
 
 
 class ActiveExperiment:
@@ -44,37 +50,65 @@ class ActiveExperiment:
         self.settings = settings
         self.history = history
         self.bucket = bucket
-        self.pipeline_runs: dict[str, PipelineRun] = {}
+        self.pipeline_runs: dict[str, PipelineRun] = {}  # by name; "main" is the judged one
+        self.backfills: dict[str, Backfill] = {}
         self._fault_ids = itertools.count(1)
         self._lock = threading.Lock()
         self._healers: dict[str, Callable[[], None]] = {}
 
-    def start_pipeline_run(self, *, kind: str) -> PipelineRun:
-        """Start a run of the pipeline; the first daily run gets the experiment's run id."""
+    def start_pipeline_run(self, *, kind: str, name: str = MAIN, date: str | None = None) -> PipelineRun:
+        """Start a named pipeline run. The run named ``main`` gets the experiment's run id and is
+        the one the checks judge; others get ``<run id>-<name>``. ``date`` overrides the experiment's."""
         with self._lock:
-            run_id = self.run_id if not self.pipeline_runs else f"{self.run_id}-{kind}-{len(self.pipeline_runs)}"
+            if name in self.pipeline_runs:
+                raise HarnessError(f"experiment {self.name!r} already has a pipeline run named {name!r}")
+            run_id = self.run_id if name == MAIN else f"{self.run_id}-{name}"
+            settings = self.settings if date is None else replace(self.settings, date=date)
             run = PipelineRun(
                 cluster=self.env.cluster,
                 sink=self.history.append,
-                settings=self.settings,
+                settings=settings,
                 run_id=run_id,
                 kind=kind,
                 bucket=self.bucket,
                 s3_env=dict(self.env.s3_env),
             )
-            self.pipeline_runs[run_id] = run
+            self.pipeline_runs[name] = run
         run.start()
         return run
 
-    def main_run(self) -> PipelineRun:
-        """The experiment's own (first) pipeline run."""
-        run = self.pipeline_runs.get(self.run_id)
+    def run_named(self, name: str = MAIN) -> PipelineRun:
+        """The pipeline run started under ``name``."""
+        run = self.pipeline_runs.get(name)
         if run is None:
             raise HarnessError(
-                f"experiment {self.name!r} has no pipeline run yet; its method must start one "
+                f"experiment {self.name!r} has no pipeline run named {name!r}; its method must start it "
                 "(harness.chaosext.pipeline.actions.start_pipeline_run) before acting on it"
             )
         return run
+
+    def main_run(self) -> PipelineRun:
+        """The experiment's main run, the one the checks judge."""
+        return self.run_named(MAIN)
+
+    def start_backfill(self, *, name: str, dates: list[str], concurrency: int, train_steps: int) -> Backfill:
+        """Start a backfill over ``dates`` beside the experiment's runs (same store, same cluster)."""
+        with self._lock:
+            if name in self.backfills:
+                raise HarnessError(f"experiment {self.name!r} already has a backfill named {name!r}")
+            backfill = Backfill(
+                name=name,
+                cluster=self.env.cluster,
+                sink=self.history.append,
+                settings=replace(self.settings, train_steps=train_steps, checkpoint_every=max(1, train_steps // 4)),
+                dates=dates,
+                concurrency=concurrency,
+                bucket=self.bucket,
+                s3_env=dict(self.env.s3_env),
+            )
+            self.backfills[name] = backfill
+        backfill.start()
+        return backfill
 
     def next_fault_id(self, fault: str) -> str:
         return f"{fault}-{next(self._fault_ids)}"
@@ -94,6 +128,9 @@ class ActiveExperiment:
         return [i for i, _ in healers]
 
     def cancel_runs(self) -> None:
+        """Stop every backfill and pipeline run still going."""
+        for backfill in list(self.backfills.values()):
+            backfill.cancel()
         for run in list(self.pipeline_runs.values()):
             if run.outcome is None:
                 run.cancel()

@@ -37,6 +37,7 @@ class JobSpec:
     priority: int = 0
     termination_grace_period_seconds: float = 30.0
     expose_metrics: bool = False
+    cpu_nice: int = 0  # lower CPU share for the pods (0-19), as a smaller CPU request would give them
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -44,6 +44,7 @@ class EmbeddedCluster:
         workdir: Path | None = None,
         undo: UndoLog | None = None,
         max_running_pods: int | None = None,
+        scoped_quotas: Mapping[str, int] | None = None,
         keep_workdir: bool = False,
         prometheus_binary: str = "prometheus",
         pod_cwd: Path | None = None,
@@ -52,6 +53,7 @@ class EmbeddedCluster:
         self._given_workdir = Path(workdir) if workdir is not None else None
         self.undo = undo if undo is not None else default_undo_log()
         self._max_running_pods = max_running_pods
+        self._scoped_quotas = dict(scoped_quotas or {})
         self._keep_workdir = keep_workdir
         self._prometheus_binary = prometheus_binary
         self._pod_cwd = pod_cwd
@@ -79,6 +81,7 @@ class EmbeddedCluster:
                     workdir=self._workdir,
                     undo=self.undo,
                     max_running_pods=self._max_running_pods,
+                    scoped_quotas=self._scoped_quotas,
                     on_pods_changed=self._update_targets,
                     pod_cwd=self._pod_cwd,
                 )

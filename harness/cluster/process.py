@@ -12,7 +12,9 @@
   ``backoff_limit``. A deleted pod counts as failed, as for Kubernetes Jobs.
 * The **scheduler** places Pending pods on uncordoned nodes with a free slot:
   highest priority first, then FIFO; least-loaded node first, ties by name.
-  ``max_running_pods`` models a ResourceQuota on running pods.
+  ``max_running_pods`` models a ResourceQuota on running pods; ``scoped_quotas``
+  (``{"kind=backfill": 2}``) a quota scoped to pods with that label, as a
+  ResourceQuota with a PriorityClass scope selector.
 
 Threads: one reader (stdout → log + events) and one waiter (reaps the process)
 per pod, a timer per backoff, and one dispatcher that delivers events to the
@@ -139,6 +141,7 @@ class ProcessCluster:
         workdir: Path,
         undo: UndoLog,
         max_running_pods: int | None = None,
+        scoped_quotas: Mapping[str, int] | None = None,
         on_pods_changed: Callable[[list[PodInfo]], None] | None = None,
         pod_cwd: Path | None = None,
     ) -> None:
@@ -154,6 +157,7 @@ class ProcessCluster:
         self._pod_cwd = Path(pod_cwd) if pod_cwd is not None else Path.cwd()
         self._undo = undo
         self._quota = max_running_pods
+        self._scoped = {_label_pair(scope): limit for scope, limit in (scoped_quotas or {}).items()}
         self._on_pods_changed = on_pods_changed
         self._nodes = {name: _Node(name=name, slots=slots) for name, slots in nodes.items()}
         self._jobs: dict[str, _Job] = {}
@@ -430,11 +434,22 @@ class ProcessCluster:
             running = sum(n.running for n in self._nodes.values())
             if self._quota is not None and running >= self._quota:
                 return
+            if self._scope_full_locked(pod):
+                continue  # a pod outside that scope may still fit
             free = [n for n in self._nodes.values() if n.schedulable and n.running < n.slots]
             if not free:
                 return  # every pod needs one slot: if this one does not fit, none does
             node = min(free, key=lambda n: (n.running, n.name))
             self._start_pod_locked(pod, node)
+
+    def _scope_full_locked(self, pod: _Pod) -> bool:
+        """True when a scoped quota that covers ``pod`` has no room left."""
+        for (key, value), limit in self._scoped.items():
+            if pod.labels.get(key) == value:
+                used = sum(1 for p in self._pods.values() if p.phase == "Running" and p.labels.get(key) == value)
+                if used >= limit:
+                    return True
+        return False
 
     def _start_pod_locked(self, pod: _Pod, node: _Node) -> None:
         job = self._jobs[pod.job]
@@ -451,8 +466,10 @@ class ProcessCluster:
         stdout_log = open(logdir / "stdout.log", "wb")
         stderr_log = open(logdir / "stderr.log", "wb")
         try:
+            # CPU share, as a request/limit would give it: nice keeps pid and argv semantics (it execs).
+            command = ("nice", "-n", str(spec.cpu_nice), *spec.command) if spec.cpu_nice else spec.command
             proc = lifecycle.spawn(
-                spec.command,
+                command,
                 env=env,
                 cwd=self._pod_cwd,
                 stdout=subprocess.PIPE,
@@ -474,7 +491,10 @@ class ProcessCluster:
         pod.proc = proc
         pod.pid = proc.pid
         pod.phase = "Running"
-        self._emit(job, PodStarted(ts=time.time(), pod=pod.name, job=pod.job, attempt=pod.attempt, node=node.name, pid=proc.pid))
+        self._emit(job, PodStarted(
+            ts=time.time(), pod=pod.name, job=pod.job, attempt=pod.attempt, node=node.name, pid=proc.pid,
+            labels=",".join(f"{k}={v}" for k, v in sorted(pod.labels.items())),
+        ))
         assert proc.stdout is not None
         pod.reader = threading.Thread(
             target=self._read_stdout, args=(pod, job, proc.stdout, stdout_log), name=f"stdout-{pod.name}", daemon=True
@@ -616,3 +636,10 @@ class ProcessCluster:
 
 def _with_attempt(event: Event, attempt: int) -> Event:
     return dataclasses.replace(event, attempt=attempt)
+
+
+def _label_pair(scope: str) -> tuple[str, str]:
+    key, sep, value = scope.partition("=")
+    if not sep or not key:
+        raise HarnessError(f"a scoped quota is keyed by 'label=value', got {scope!r}")
+    return key, value

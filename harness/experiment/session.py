@@ -95,7 +95,13 @@ class ExperimentSession:
         self._keep_pod_logs()
         checks = evaluate(
             self.spec.checks,
-            CheckInputs(events=events, run_id=self.run_id, reference_sha256=self._reference),
+            CheckInputs(
+                events=events,
+                run_id=self.run_id,
+                reference_sha256=self._reference,
+                pod_limit=self.env.pod_limit,
+                scoped_quotas=self.env.scoped_quotas,
+            ),
         )
         return ExperimentResult(
             name=self.spec.name,

@@ -175,6 +175,7 @@ class PodStarted(Event):
     KIND: ClassVar[str] = "pod_started"
     node: str
     pid: int
+    labels: str = ""  # the pod's labels as a selector, "k=v,k=v"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -44,9 +44,13 @@ class PipelineRun:
         bucket: str,
         s3_env: dict[str, str],
         steps: Sequence[str] = STEPS,
+        name: str = "",
+        cpu_nice: int = 0,
     ) -> None:
         self.run_id = run_id
+        self.name = name or run_id  # unique per launch: two launches of one run id (a retried backfill) coexist
         self.kind = kind
+        self._cpu_nice = cpu_nice
         self._cluster = cluster
         self._sink = sink
         self._settings = settings
@@ -55,12 +59,12 @@ class PipelineRun:
         self._steps = tuple(steps)
         self._cancelled = threading.Event()
         self._outcome: RunOutcome | None = None
-        self._thread = threading.Thread(target=self._run, name=f"pipeline-{run_id}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"pipeline-{self.name}", daemon=True)
         self._started_at = 0.0
         self._current_job = ""
 
     def job_name(self, step: str) -> str:
-        return f"{self.run_id}-{step}"
+        return f"{self.name}-{step}"
 
     def start(self) -> None:
         self._started_at = time.time()
@@ -110,6 +114,7 @@ class PipelineRun:
             priority=100 if self.kind == "daily" else 0,
             termination_grace_period_seconds=s.termination_grace_period_seconds,
             expose_metrics=True,
+            cpu_nice=self._cpu_nice,
         )
 
     def _run(self) -> None:

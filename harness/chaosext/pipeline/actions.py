@@ -2,19 +2,66 @@
 
 from __future__ import annotations
 
+import datetime
+
 from harness import runtime, schedule
+from harness.workload.backfill import dates_before
 
-__all__ = ["start_pipeline_run", "wait_for_training_step", "wait_for_pipeline_run"]
+__all__ = [
+    "start_pipeline_run",
+    "wait_for_training_step",
+    "wait_for_pipeline_run",
+    "start_backfill",
+    "stop_backfills",
+]
 
 
-def start_pipeline_run(kind: str = "daily") -> str:
+def start_pipeline_run(kind: str = "daily", name: str = "main", date: str = "") -> str:
     """Start a pipeline run of ``kind`` (``daily`` or ``backfill``) in the background; returns its run id.
 
-    The first run of an experiment is its main run, the one the checks judge.
+    The run named ``main`` is the one the checks judge; give other runs other names
+    (for example ``idle``, a run on an idle cluster to compare with). ``date``
+    (YYYY-MM-DD) overrides the experiment's partition date.
     """
     if kind not in ("daily", "backfill"):
         raise ValueError(f"kind must be 'daily' or 'backfill', got {kind!r}")
-    return runtime.current().start_pipeline_run(kind=kind).run_id
+    if date:
+        _check_date(date)
+    return runtime.current().start_pipeline_run(kind=kind, name=name, date=date or None).run_id
+
+
+def start_backfill(
+    days: int = 30, name: str = "backfill", concurrency: int = 2, train_steps: int = 40, end_date: str = ""
+) -> int:
+    """Start a backfill of the ``days`` dates before ``end_date`` (default: the experiment's date),
+    ``concurrency`` dates at a time, each a full pipeline run training ``train_steps`` steps.
+
+    Run ids are ``backfill-<date>``: two backfills of the same range share them, as a
+    re-triggered backfill does. Returns the number of dates.
+    """
+    if days < 1 or concurrency < 1 or train_steps < 1:
+        raise ValueError("days, concurrency and train_steps must each be >= 1")
+    exp = runtime.current()
+    end = end_date or exp.settings.date
+    _check_date(end)
+    dates = dates_before(end, days)
+    exp.start_backfill(name=name, dates=dates, concurrency=concurrency, train_steps=train_steps)
+    return len(dates)
+
+
+def stop_backfills() -> int:
+    """Stop every backfill of the experiment (no new dates; runs in flight are cancelled). Returns how many."""
+    exp = runtime.current()
+    for backfill in exp.backfills.values():
+        backfill.cancel()
+    return len(exp.backfills)
+
+
+def _check_date(value: str) -> None:
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"dates are YYYY-MM-DD, got {value!r}") from None
 
 
 def wait_for_training_step(step: int, timeout: float = 300.0) -> int:
@@ -24,12 +71,12 @@ def wait_for_training_step(step: int, timeout: float = 300.0) -> int:
     return schedule.wait_for_training_step(exp.history, run_id=run.run_id, step=step, timeout=timeout).step
 
 
-def wait_for_pipeline_run(timeout: float = 900.0) -> dict[str, object]:
-    """Block until the main run ends; returns its outcome (succeeded, failed_step, duration, detail).
+def wait_for_pipeline_run(timeout: float = 900.0, name: str = "main") -> dict[str, object]:
+    """Block until the run ``name`` ends; returns its outcome (succeeded, duration, detail).
 
     Raises when the run failed, so the journal shows the failed activity.
     """
-    outcome = runtime.current().main_run().wait(timeout=timeout)
+    outcome = runtime.current().run_named(name).wait(timeout=timeout)
     if not outcome.succeeded:
         raise RuntimeError(f"pipeline run {outcome.run_id} failed: {outcome.detail}")
     return {

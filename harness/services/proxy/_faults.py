@@ -43,8 +43,10 @@ class ProxyFaults:
     - ``slowdown_probability``: the share of HTTP requests (client to dependency)
       answered by the proxy with S3's ``503 SlowDown`` and ``Connection: close``
       instead of being forwarded.
-    - ``seed``: seeds the proxy's random draws (resets, jitter, slowdowns) when these
-      faults are set; None draws from the OS.
+    - ``seed``: seeds the proxy's random draws when these faults are set (None keeps
+      the current random streams). Reset and slowdown decisions come from one stream,
+      jitter from another, so the n-th connection's and n-th request's fate is
+      reproducible whatever the chunking.
 
     Raises ValueError on a negative or non-finite duration, a probability outside
     [0, 1], a non-positive bandwidth or an unknown direction.

@@ -285,6 +285,13 @@ class FaultProxy:
     and bandwidth to chunks read from then on, the black hole to everything not yet
     forwarded, resets to new connections only). Use as a context manager, or call
     :meth:`start` and :meth:`stop`; :meth:`stop` is idempotent.
+
+    Limits of the HTTP-aware mode: while ``slowdown_probability > 0`` each request
+    head is held until its blank line arrives (to decide before any byte leaves), so
+    a non-HTTP client whose first byte is an uppercase letter would stall until the
+    fault is cleared; and a 503 ends the connection at once, so responses still owed
+    to earlier *pipelined* requests on it are lost (boto3/urllib3 never pipeline).
+    The black hole still opens the upstream connection; it only forwards nothing.
     """
 
     def __init__(
@@ -299,9 +306,12 @@ class FaultProxy:
         self.listen_host = listen_host
         self._listen_port = listen_port
         self._port = 0
-        self._lock = threading.Lock()  # guards _faults, _rng and _counts across threads
+        self._lock = threading.Lock()  # guards _faults, the RNGs and _counts across threads
         self._faults = ProxyFaults()
+        # Two streams, so that the reset and slowdown decisions (one per connection or
+        # request) do not depend on how many chunks the jitter was drawn for.
         self._rng = random.Random()
+        self._jitter_rng = random.Random()
         self._counts = dict.fromkeys(
             ("connections", "bytes_upstream", "bytes_downstream", "resets", "slowdowns", "requests"), 0
         )
@@ -351,6 +361,7 @@ class FaultProxy:
             self._faults = faults
             if faults.seed is not None:
                 self._rng = random.Random(faults.seed)
+                self._jitter_rng = random.Random(f"jitter:{faults.seed}")
         loop = self._loop
         if loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop is closing: nothing to wake
@@ -444,6 +455,10 @@ class FaultProxy:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._server.wait_closed()
         await asyncio.get_running_loop().shutdown_default_executor()
+        # Closed and aborted transports release their sockets in callbacks scheduled
+        # with call_soon: let those run before the loop closes.
+        for _ in range(3):
+            await asyncio.sleep(0)
 
     async def _reset_all(self) -> None:
         for conn in list(self._conns):
@@ -501,7 +516,7 @@ class FaultProxy:
 
     def _uniform(self, low: float, high: float) -> float:
         with self._lock:
-            return self._rng.uniform(low, high)
+            return self._jitter_rng.uniform(low, high)
 
     def _slowdown_possible(self) -> bool:
         return self._faults.slowdown_probability > 0
