@@ -293,7 +293,7 @@ def _label(item: object) -> str:
     if isinstance(item, Mapping):
         for key in ("use", "name"):
             if isinstance(item.get(key), str):
-                return f" ({key}: {item[key]})"
+                return f" ({key}: {' '.join(str(item[key]).split())})"
     return ""
 
 
