@@ -130,8 +130,8 @@ def check_duplicates(events: Sequence[Event], inventory: Inventory | None, *, we
         logical.add(ident)
     for (scope, ident), group in sorted(by_id.items()):
         if len(group) > 1:
-            writes = "; ".join(f"{e.key} by {e.pod or 'unknown pod'} attempt {e.attempt}" for e in group[:EXAMPLES])
-            duplicates.append(((scope, ident), f"{ident} acknowledged {len(group)} times: {writes}"))
+            writes = ", ".join(f"{e.key} by {e.pod or 'unknown pod'} attempt {e.attempt}" for e in group[:EXAMPLES])
+            duplicates.append(((scope, ident), f"acknowledged {len(group)} times ({writes})"))
 
     # --- inventory: overwrites, several keys for one artifact, partials
     versions_seen = 0
@@ -153,7 +153,7 @@ def check_duplicates(events: Sequence[Event], inventory: Inventory | None, *, we
                     unmapped.append(key)
                 continue
             if rule.mutable:
-                mutable.append(f"{key} ({len(objects)} versions)")
+                mutable.append(f"{key} ({len(objects)} version(s))")
                 continue
             versions_seen += len(objects)
             ident = _logical_id(rule, match, key, inventory, ack_ids)
@@ -161,7 +161,7 @@ def check_duplicates(events: Sequence[Event], inventory: Inventory | None, *, we
             logical.add((item.scope, ident))
             if len(objects) > 1:
                 duplicates.append(((item.scope, ident),
-                                   f"{ident} overwritten: {key} has {len(objects)} versions ({_describe(objects)})"))
+                                   f"overwritten: {key} has {len(objects)} versions ({_describe(objects)})"))
             if key in live:
                 mapped.append(item)
             else:
@@ -175,7 +175,7 @@ def check_duplicates(events: Sequence[Event], inventory: Inventory | None, *, we
                 what = "keys" if part == "data" else f"{part} keys"
                 more = " ..." if len(keys) > EXAMPLES else ""
                 duplicates.append(((scope, ident),
-                                   f"{ident} stored under {len(keys)} {what}: {', '.join(keys[:EXAMPLES])}{more}"))
+                                   f"stored under {len(keys)} {what} ({', '.join(keys[:EXAMPLES])}{more})"))
         _judge_checkpoints(mapped, live, events, partials, notes)
         for e in acks:
             if e.key not in present:
@@ -202,16 +202,21 @@ def check_duplicates(events: Sequence[Event], inventory: Inventory | None, *, we
 
     # --- counts and verdict
     attempted = versions_seen + len(missing_acks) if inventory is not None else len(acks)
-    dup_ids = {ident for ident, _ in duplicates}
+    findings: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for ident, line in duplicates:
+        findings[ident].append(line)
+    dup_ids = set(findings)
     source = (f"{versions_seen} object versions in bucket {inventory.bucket}"
               + (f" + {len(missing_acks)} acknowledged writes not in it" if missing_acks else "")
               if inventory is not None else "acknowledged writes only; the store was not inventoried")
     summary = (f"attempted {attempted} ({source}), acknowledged {len(acks)}, unique logical artifacts "
                f"{len(logical)}, duplicated {len(dup_ids)}, partial {len(partials)}")
     evidence = [summary]
-    evidence += [f"duplicate {line}" for _, line in duplicates[:EXAMPLES]]
-    if len(duplicates) > EXAMPLES:
-        evidence.append(f"... and {len(duplicates) - EXAMPLES} more duplicate finding(s)")
+    # Up to EXAMPLES duplicated artifacts, each with everything found about it.
+    for (_, ident), lines in sorted(findings.items())[:EXAMPLES]:
+        evidence.append(f"duplicate {ident}: {'; '.join(lines)}")
+    if len(findings) > EXAMPLES:
+        evidence.append(f"... and {len(findings) - EXAMPLES} more duplicated artifact(s)")
     evidence += [f"partial {line}" if not line.startswith("partial") else line for line in partials[:EXAMPLES]]
     if len(partials) > EXAMPLES:
         evidence.append(f"... and {len(partials) - EXAMPLES} more partial finding(s)")

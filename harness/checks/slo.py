@@ -98,6 +98,7 @@ class SloSpec:
     reduce: Reduce = "max"
     window: Window = "experiment"
     description: str = ""
+    weight: float = 1.0  # the check's weight in the experiment score
 
 
 def check_name(spec: SloSpec) -> str:
@@ -203,8 +204,8 @@ STANDARD_SLOS: Mapping[str, SloSpec] = MappingProxyType(
 
 # --------------------------------------------------------------------------- parsing
 
-_CUSTOM_KEYS = frozenset({"name", "promql", "threshold", "op", "reduce", "window", "description"})
-_USE_KEYS = frozenset({"use", "threshold", "op", "window"})
+_CUSTOM_KEYS = frozenset({"weight", "name", "promql", "threshold", "op", "reduce", "window", "description"})
+_USE_KEYS = frozenset({"weight", "use", "threshold", "op", "window"})
 
 
 def parse_slos(raw: object, *, source: str) -> tuple[SloSpec, ...]:
@@ -254,6 +255,7 @@ def _parse_item(item: object, *, source: str, at: str) -> SloSpec:
             threshold=_threshold(item, bad, default=base.threshold),
             op=_choice(item, "op", _OPS, bad, default=base.op),
             window=_choice(item, "window", _WINDOWS, bad, default=base.window),
+            weight=_weight(item, bad),
         )
     extra = sorted(keys - _CUSTOM_KEYS)
     if extra:
@@ -286,6 +288,7 @@ def _parse_item(item: object, *, source: str, at: str) -> SloSpec:
         reduce=_choice(item, "reduce", _REDUCES, bad, default="max"),
         window=_choice(item, "window", _WINDOWS, bad, default="experiment"),
         description=" ".join(description.split()),
+        weight=_weight(item, bad),
     )
 
 
@@ -306,6 +309,13 @@ def _threshold(item: Mapping[object, object], bad: _Bad, *, default: float | Non
     value = item.get("threshold", default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise bad(f"threshold must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _weight(item: Mapping[object, object], bad: _Bad) -> float:
+    value = item.get("weight", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise bad(f"weight must be a non-negative number, got {value!r}")
     return float(value)
 
 

@@ -13,6 +13,7 @@ from chaoslib.exceptions import ChaosException
 from chaoslib.experiment import ensure_experiment_is_valid
 
 from harness.checks.registry import KNOWN_CHECKS, CheckSpec
+from harness.checks.slo import parse_slos
 from harness.errors import ExperimentError
 from harness.experiment.model import EXTENSION_NAME, ExperimentSpec
 from harness.workload.settings import PipelineSettings
@@ -44,7 +45,8 @@ def spec_from_document(document: dict[str, Any], *, path: Path) -> ExperimentSpe
         title=str(document.get("title", path.stem)),
         weight=_number(path, ext, "weight", 1.0),
         pipeline=_pipeline(path, ext.get("pipeline", {})),
-        checks=_checks(path, ext.get("checks")),
+        checks=_checks(path, ext.get("checks"), has_slos=bool(ext.get("slos"))),
+        slos=parse_slos(ext.get("slos"), source=str(path)),
         document=document,
     )
 
@@ -80,9 +82,13 @@ def _number(path: Path, block: Mapping[str, Any], key: str, default: float) -> f
     return float(value)
 
 
-def _checks(path: Path, raw: Any) -> tuple[CheckSpec, ...]:
+def _checks(path: Path, raw: Any, *, has_slos: bool) -> tuple[CheckSpec, ...]:
+    if raw is None and has_slos:
+        return ()
     if not isinstance(raw, list) or not raw:
-        raise ExperimentError(f"{path}: extensions.harness.checks must be a non-empty list of {{name, weight}}")
+        raise ExperimentError(
+            f"{path}: extensions.harness.checks must be a non-empty list of {{name, weight}} (or declare slos)"
+        )
     specs = []
     for item in raw:
         name = item.get("name") if isinstance(item, dict) else item

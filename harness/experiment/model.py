@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks.registry import CheckSpec
+from harness.checks.slo import SloSpec
 from harness.workload.settings import PipelineSettings
 
 EXTENSION_NAME = "harness"
@@ -28,4 +29,5 @@ class ExperimentSpec:
     weight: float
     pipeline: PipelineSettings
     checks: tuple[CheckSpec, ...]
+    slos: tuple[SloSpec, ...]
     document: Mapping[str, Any]

@@ -18,6 +18,8 @@ from harness import runtime
 from harness.checks.interruptions import fault_outcomes
 from harness.checks.registry import CheckInputs, evaluate
 from harness.checks.resume import NAME as RESUME
+from harness.checks.slo import evaluate_slo
+from harness.experiment.observe import observe_slos, save_observations
 from harness.errors import HarnessError
 from harness.experiment.model import ExperimentSpec
 from harness.experiment.result import ExperimentResult
@@ -47,6 +49,7 @@ class ExperimentSession:
         self._reference: str | None = None
         self._reference_error = ""
         self._started = 0.0
+        self._window_start = 0.0
 
     def begin(self) -> runtime.ActiveExperiment:
         self._started = time.time()
@@ -71,7 +74,8 @@ class ExperimentSession:
             bucket=self.run_id[:63],
         )
         self._stack.enter_context(runtime.activate(active))
-        history.append(ExperimentStarted(ts=time.time(), experiment=self.spec.name, run_id=self.run_id))
+        self._window_start = time.time()  # after the reference run: SLO windows cover the experiment only
+        history.append(ExperimentStarted(ts=self._window_start, experiment=self.spec.name, run_id=self.run_id))
         self._active = active
         return active
 
@@ -89,10 +93,20 @@ class ExperimentSession:
                 ExperimentEnded(ts=time.time(), experiment=self.spec.name, status=status, deviated=deviated)
             )
             events = active.history.events()
+            observations = observe_slos(
+                self.spec.slos,
+                prometheus_url=self.env.cluster.endpoint("prometheus"),
+                events=events,
+                run_id=self.run_id,
+                kind="daily",
+                started=self._window_start,
+                ended=time.time(),
+            )
         finally:
             self._stack.close()
             self._active = None
         self._keep_pod_logs()
+        save_observations(observations, self.out_dir / "prometheus.json")
         checks = evaluate(
             self.spec.checks,
             CheckInputs(
@@ -103,6 +117,7 @@ class ExperimentSession:
                 scoped_quotas=self.env.scoped_quotas,
             ),
         )
+        checks += [evaluate_slo(o.spec, o.result, error=o.error, weight=o.spec.weight) for o in observations]
         return ExperimentResult(
             name=self.spec.name,
             title=self.spec.title,

@@ -256,12 +256,12 @@ def test_standard_window_can_be_overridden() -> None:
         (
             [{"use": "training-stall", "promql": "up"}],
             "experiments/pod-kill.yaml: extensions.harness.slos[0] (use: training-stall): unexpected key(s) "
-            "promql beside 'use'; allowed: op, threshold, use, window",
+            "promql beside 'use'; allowed: op, threshold, use, weight, window",
         ),
         (
             [{"name": "x", "query": "up", "threshold": 1, "op": "<="}],
             "experiments/pod-kill.yaml: extensions.harness.slos[0] (name: x): unexpected key(s) query; an SLO has "
-            "description, name, op, promql, reduce, threshold, window, or 'use' for a standard one",
+            "description, name, op, promql, reduce, threshold, weight, window, or 'use' for a standard one",
         ),
         (
             [{"use": "training-stall"}, {"use": "training-stall"}],

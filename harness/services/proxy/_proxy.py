@@ -216,37 +216,45 @@ class _Connection:
     async def run(self) -> None:
         proxy = self.proxy
         try:
-            reader, self.upstream_writer = await asyncio.open_connection(proxy.upstream_host, proxy.upstream_port)
+            reader, upstream_writer = await asyncio.open_connection(proxy.upstream_host, proxy.upstream_port)
         except BaseException as exc:
             _close_with_rst(self.client_writer)  # as a refused connection looks to the client
             if isinstance(exc, OSError):
                 return
             raise
+        self.upstream_writer = upstream_writer
         framer = RequestFramer(hold=proxy._slowdown_possible, on_request=proxy._on_request)
-        self.up = _Pipe(self, "upstream", self.client_reader, self.upstream_writer, framer)
+        self.up = _Pipe(self, "upstream", self.client_reader, upstream_writer, framer)
         self.down = _Pipe(self, "downstream", reader, self.client_writer, None)
         tasks = [
             asyncio.create_task(coro)
             for coro in (self.up.read_loop(), self.up.write_loop(), self.down.read_loop(), self.down.write_loop())
         ]
+        failed = True  # unless all four directions end cleanly
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             failed = any(not t.cancelled() and t.exception() is not None for t in done)
-        except asyncio.CancelledError:
-            failed = True  # the proxy is stopping
-            raise
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if failed:
-                # One side reset (or the proxy stops): reset the other, as a peer
-                # whose connection vanished would see it.
-                _close_with_rst(self.client_writer)
-                _close_with_rst(self.upstream_writer)
-            else:
-                self.client_writer.close()
-                self.upstream_writer.close()
+            try:
+                pending = [t for t in tasks if not t.done()]
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await asyncio.gather(*pending, return_exceptions=True)
+            except asyncio.CancelledError:
+                failed = True  # the proxy is stopping
+                raise
+            finally:
+                # Closed here whatever happens above (a cancel from stop() can land in
+                # the gather): a transport left open outlives the loop and leaks.
+                if failed:
+                    # One side reset (or the proxy stops): reset the other, as a peer
+                    # whose connection vanished would see it.
+                    _close_with_rst(self.client_writer)
+                    _close_with_rst(upstream_writer)
+                else:
+                    self.client_writer.close()
+                    upstream_writer.close()
 
     def answer_slowdown(self, head: RequestHead) -> None:
         """Answer the swallowed request with 503 through the response delay line (it
