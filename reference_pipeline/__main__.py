@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 
+from . import broken
 from .config import Config
 from .errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_TERMINATED, EXIT_USER_ERROR, GateFailed, Terminated, UserError
 from .events import emit
@@ -36,7 +37,9 @@ def main(argv: list[str]) -> int:
         except OSError as error:
             raise UserError(f"cannot serve metrics on 127.0.0.1:{config.metrics_port} ({error}); "
                             "set METRICS_PORT to a free port") from None
-        store = Store(config.s3_endpoint_url, config.s3_bucket, on_retries=metrics.s3_retries.inc)
+        store = Store(config.s3_endpoint_url, config.s3_bucket, on_retries=metrics.s3_retries.inc,
+                      retry=broken.NO_RETRY not in config.broken,
+                      unconditional_publish=broken.UNCONDITIONAL_PUBLISH in config.broken)
         store.ensure_bucket()
         load(step_name)(Context(config=config, store=store, metrics=metrics, step_name=step_name))
         code = EXIT_OK

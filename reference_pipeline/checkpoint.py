@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from . import broken
 from .config import Config
 from .events import emit
 from .metrics import Metrics
@@ -77,6 +78,8 @@ class Checkpointer:
         """
         started = time.perf_counter()
         prefix = f"{self._config.run_prefix}/checkpoints/"
+        if broken.RESTORE_WITHOUT_MANIFEST in self._config.broken:
+            return self._restore_newest_state(prefix, started)
         manifests = [k for k in self._store.list_keys(prefix) if k.endswith("/" + MANIFEST)]
         for manifest_key in sorted(manifests, reverse=True):  # zero-padded steps: newest first
             manifest_object = self._store.get(manifest_key)
@@ -98,6 +101,21 @@ class Checkpointer:
             self._metrics.checkpoint_restore_seconds.observe(seconds)
             self.last_complete_step = manifest.step
             return Restored(step=manifest.step, manifest_key=manifest_key, state=state, seconds=seconds)
+        return None
+
+    def _restore_newest_state(self, prefix: str, started: float) -> Restored | None:
+        """Broken variant ``restore-without-manifest``: the newest state.pt, manifest or not,
+        unverified; its own key is reported as the manifest key."""
+        states = sorted((k for k in self._store.list_keys(prefix) if k.endswith("/state.pt")), reverse=True)
+        for state_key in states:
+            state_object = self._store.get(state_key)
+            if state_object is None:
+                continue
+            step = int(state_key.rsplit("/", 2)[-2].removeprefix("step-"))
+            state = torch.load(io.BytesIO(state_object.body), weights_only=True)
+            seconds = time.perf_counter() - started
+            self.last_complete_step = step
+            return Restored(step=step, manifest_key=state_key, state=state, seconds=seconds)
         return None
 
     def save(self, step: int, payload: bytes, *, reason: str, serialize_seconds: float, background: bool) -> None:

@@ -11,6 +11,8 @@ Layout under ``registry/<pipeline>/``:
 
 One version per run id, however often register is retried: a retry finds the
 run object, or the version object a previous attempt created before dying.
+Version and run records go through ``Store.publish`` (the ``IfNoneMatch`` PUT;
+a plain PUT only in the broken variant ``unconditional-publish``).
 """
 
 from __future__ import annotations
@@ -72,9 +74,9 @@ class Registry:
             version = ours[0]
         else:
             version = max(versions, default=0) + 1
-            while not self._store.put_if_absent(self.version_key(version), self._record(version)):
+            while not self._store.publish(self.version_key(version), self._record(version)):
                 version += 1  # another run took this number first
-        if self._store.put_if_absent(run_key, json.dumps({"version": version}).encode()):
+        if self._store.publish(run_key, json.dumps({"version": version}).encode()):
             return version, True
         # A concurrent attempt of this same run registered first: its version is the
         # run's; ours, if different, is an orphan nobody references, so remove it.

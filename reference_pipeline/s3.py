@@ -32,15 +32,30 @@ class Object:
 class Store:
     """One bucket. ``on_retries`` is told how many retries each request needed."""
 
-    def __init__(self, endpoint_url: str, bucket: str, on_retries: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        endpoint_url: str,
+        bucket: str,
+        on_retries: Callable[[int], None],
+        *,
+        retry: bool = True,
+        unconditional_publish: bool = False,
+    ) -> None:
+        """``retry=False`` (broken variant ``no-retry``) makes one attempt per request;
+        ``unconditional_publish=True`` (broken variant ``unconditional-publish``)
+        makes :meth:`publish` a plain PUT."""
         self.endpoint_url = endpoint_url
         self.bucket = bucket
         self._on_retries = on_retries
+        self._unconditional_publish = unconditional_publish
+        retries: dict[str, Any] = (
+            {"max_attempts": 10, "mode": "standard"} if retry else {"total_max_attempts": 1, "mode": "standard"}
+        )
         self._client = boto3.client(
             "s3",
             endpoint_url=endpoint_url,
             config=BotoConfig(
-                retries={"max_attempts": 10, "mode": "standard"},
+                retries=retries,  # type: ignore[arg-type]
                 connect_timeout=5,
                 read_timeout=30,
                 s3={"addressing_style": "path"},
@@ -96,6 +111,15 @@ class Store:
     def put_if_absent(self, key: str, body: bytes) -> bool:
         """Create ``key`` atomically. False if it already existed (left untouched)."""
         return self._put(key, body, IfNoneMatch="*")
+
+    def publish(self, key: str, body: bytes) -> bool:
+        """Publish a final artifact once: :meth:`put_if_absent`, except in the broken
+        variant ``unconditional-publish``, where it is a plain PUT that overwrites
+        (and always answers True)."""
+        if self._unconditional_publish:
+            self._call("put_object", Bucket=self.bucket, Key=key, Body=body)
+            return True
+        return self.put_if_absent(key, body)
 
     def put_if_match(self, key: str, body: bytes, etag: str) -> bool:
         """Replace ``key`` only if it still has ``etag``. False if someone changed it."""

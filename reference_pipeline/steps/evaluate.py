@@ -29,7 +29,7 @@ def run(ctx: Context) -> None:
     else:
         value = _measure(ctx)
         report = {"metric": "auc", "value": value, "model_key": c.model_key}
-        if ctx.store.put_if_absent(key, json.dumps(report).encode()):
+        if ctx.store.publish(key, json.dumps(report).encode()):
             ctx.published("evaluation", key, f"evaluation/{c.run_id}")
     passed = value >= c.auc_gate
     emit("evaluated", run_id=c.run_id, metric="auc", value=value, threshold=c.auc_gate, passed=passed)

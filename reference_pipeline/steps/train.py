@@ -97,7 +97,7 @@ def run(ctx: Context) -> None:
     buffer = io.BytesIO()
     torch.save({"spec": asdict(spec), "inputs": int(train_x.shape[1]), "step": step, "params_sha256": digest,
                 "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, buffer)
-    if ctx.store.put_if_absent(c.model_key, buffer.getvalue()):  # 412: an earlier attempt published it
+    if ctx.store.publish(c.model_key, buffer.getvalue()):  # 412: an earlier attempt published it
         ctx.published("model", c.model_key, f"model/{c.run_id}")
     emit("training_completed", run_id=c.run_id, step=step, params_sha256=digest)
 
