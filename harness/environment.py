@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from urllib.parse import urlsplit
 from pathlib import Path
 
 from harness.cluster.embedded import EmbeddedCluster
+from harness.services.proxy import FaultProxy
 from harness.runtime import Environment
 
 NODES = {"node-a": 2, "node-b": 2}
@@ -25,8 +27,15 @@ _MOTO_CREDENTIALS = {
 @contextmanager
 def embedded_environment(*, keep_workdir: bool = False, cache_dir: Path | None = None) -> Iterator[Environment]:
     """An ``Environment`` over a freshly started embedded cluster, stopped on exit."""
-    with EmbeddedCluster(keep_workdir=keep_workdir, nodes=NODES, scoped_quotas=SCOPED_QUOTAS) as cluster:
-        s3_env = {"S3_ENDPOINT_URL": cluster.endpoint("s3")}
+    with ExitStack() as stack:
+        cluster = stack.enter_context(
+            EmbeddedCluster(keep_workdir=keep_workdir, nodes=NODES, scoped_quotas=SCOPED_QUOTAS)
+        )
+        s3_url = urlsplit(cluster.endpoint("s3"))
+        # Pipelines reach S3 through the fault proxy; the harness's own reads go direct.
+        proxy = stack.enter_context(FaultProxy(upstream_host=s3_url.hostname or "127.0.0.1",
+                                               upstream_port=s3_url.port or 80))
+        s3_env = {"S3_ENDPOINT_URL": proxy.url}
         if not os.environ.get("HARNESS_S3_ENDPOINT"):
             s3_env.update(_MOTO_CREDENTIALS)
         yield Environment(
@@ -36,4 +45,6 @@ def embedded_environment(*, keep_workdir: bool = False, cache_dir: Path | None =
             logs_dir=cluster.workdir / "pods",
             pod_limit=sum(NODES.values()),
             scoped_quotas=SCOPED_QUOTAS,
+            proxies={"s3": proxy},
+            s3_direct_url=cluster.endpoint("s3"),
         )

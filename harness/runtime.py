@@ -18,6 +18,7 @@ from pathlib import Path
 from harness.cluster.base import Cluster
 from harness.errors import HarnessError
 from harness.history.store import History
+from harness.services.proxy import FaultProxy
 from harness.workload.backfill import Backfill
 from harness.workload.pipeline_run import PipelineRun
 from harness.workload.settings import PipelineSettings
@@ -36,6 +37,15 @@ class Environment:
     logs_dir: Path | None = None  # where the cluster keeps pod logs, copied into reports
     pod_limit: int | None = None  # most pods that may run at once (slots, or a ResourceQuota)
     scoped_quotas: Mapping[str, int] = field(default_factory=dict)  # "label=value" -> most running pods
+    proxies: Mapping[str, FaultProxy] = field(default_factory=dict)  # dependency name -> its fault proxy
+    s3_direct_url: str = ""  # S3 without the proxy, for the harness's own reads
+
+    def proxy(self, target: str) -> FaultProxy:
+        """The fault proxy in front of ``target``; a HarnessError names the ones there are."""
+        if target not in self.proxies:
+            known = ", ".join(sorted(self.proxies)) or "none"
+            raise HarnessError(f"no fault proxy in front of {target!r} in this environment (proxied: {known})")
+        return self.proxies[target]
 
 
 class ActiveExperiment:

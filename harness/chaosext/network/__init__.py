@@ -1,0 +1,1 @@
+"""Activities on the network between the pipeline and its dependencies."""

@@ -1,0 +1,1 @@
+"""Activities on the object store the pipeline uses."""
