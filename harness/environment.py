@@ -14,7 +14,7 @@ from harness.runtime import Environment
 
 NODES = {"node-a": 2, "node-b": 2}
 # A ResourceQuota scoped to backfill pods: a backfill storm queues instead of taking every slot.
-SCOPED_QUOTAS = {"kind=backfill": 2}
+SCOPED_QUOTAS = {"kind=backfill": 1}
 
 # moto accepts any credentials; a real S3/MinIO endpoint (HARNESS_S3_ENDPOINT) uses the caller's.
 _MOTO_CREDENTIALS = {
@@ -38,6 +38,8 @@ def embedded_environment(*, keep_workdir: bool = False, cache_dir: Path | None =
         s3_env = {"S3_ENDPOINT_URL": proxy.url}
         if not os.environ.get("HARNESS_S3_ENDPOINT"):
             s3_env.update(_MOTO_CREDENTIALS)
+            for key, value in _MOTO_CREDENTIALS.items():  # the harness's own inventory reads, too
+                os.environ.setdefault(key, value)
         yield Environment(
             cluster=cluster,
             s3_env=s3_env,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from harness.checks import quota, resume, steady_state
+from harness.checks import duplicates, quota, resume, steady_state
 from harness.checks.verdict import CheckResult, safe
 from harness.history.events import Event
+from harness.services.inventory import Inventory
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,6 +18,7 @@ class CheckInputs:
     events: Sequence[Event]
     run_id: str
     reference_sha256: str | None
+    inventory: Inventory | None = None
     pod_limit: int | None = None
     scoped_quotas: Mapping[str, int] = field(default_factory=dict)
 
@@ -32,6 +34,7 @@ _CHECKS: dict[str, Callable[[CheckInputs, float], CheckResult]] = {
         i.events, run_id=i.run_id, reference_sha256=i.reference_sha256, weight=w
     ),
     steady_state.NAME: lambda i, w: steady_state.check_steady_state(i.events, weight=w),
+    duplicates.NAME: lambda i, w: duplicates.check_duplicates(i.events, i.inventory, weight=w),
     quota.NAME: lambda i, w: quota.check_quota(i.events, total=i.pod_limit, scoped=i.scoped_quotas, weight=w),
 }
 

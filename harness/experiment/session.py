@@ -6,11 +6,13 @@ stock ``chaos run`` drive the same code.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,12 @@ from harness.checks.registry import CheckInputs, evaluate
 from harness.checks.resume import NAME as RESUME
 from harness.checks.slo import evaluate_slo
 from harness.experiment.observe import observe_slos, save_observations
-from harness.errors import HarnessError
+from harness.errors import HarnessError, ServiceError
 from harness.experiment.model import ExperimentSpec
 from harness.experiment.result import ExperimentResult
 from harness.history.events import ExperimentEnded, ExperimentStarted
 from harness.history.store import History
+from harness.services.inventory import Inventory, prepare_bucket, take_inventory
 from harness.score import experiment_score
 from harness.workload.reference_run import reference_params_sha256
 
@@ -64,6 +67,9 @@ class ExperimentSession:
             except HarnessError as exc:
                 self._reference_error = str(exc)
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.env.s3_direct_url:
+            # Versioning makes every overwrite visible to the duplicate check.
+            prepare_bucket(endpoint_url=self.env.s3_direct_url, bucket=self.run_id[:63])
         history = self._stack.enter_context(History(self.out_dir / "history.jsonl"))
         active = runtime.ActiveExperiment(
             env=self.env,
@@ -93,6 +99,7 @@ class ExperimentSession:
                 ExperimentEnded(ts=time.time(), experiment=self.spec.name, status=status, deviated=deviated)
             )
             events = active.history.events()
+            inventory, inventory_error = self._inventory()
             observations = observe_slos(
                 self.spec.slos,
                 prometheus_url=self.env.cluster.endpoint("prometheus"),
@@ -107,12 +114,14 @@ class ExperimentSession:
             self._active = None
         self._keep_pod_logs()
         save_observations(observations, self.out_dir / "prometheus.json")
+        _save_inventory(inventory, inventory_error, self.out_dir / "inventory.json")
         checks = evaluate(
             self.spec.checks,
             CheckInputs(
                 events=events,
                 run_id=self.run_id,
                 reference_sha256=self._reference,
+                inventory=inventory,
                 pod_limit=self.env.pod_limit,
                 scoped_quotas=self.env.scoped_quotas,
             ),
@@ -136,6 +145,15 @@ class ExperimentSession:
             error=error or self._reference_error,
         )
 
+    def _inventory(self) -> tuple[Inventory | None, str]:
+        """Every object version in the experiment's bucket, or None and why not."""
+        if not self.env.s3_direct_url:
+            return None, "this environment gives the harness no direct S3 access"
+        try:
+            return take_inventory(endpoint_url=self.env.s3_direct_url, bucket=self.run_id[:63]), ""
+        except ServiceError as exc:
+            return None, str(exc)
+
     def _keep_pod_logs(self) -> None:
         """Copy the logs of this run's pods (every attempt) next to its history."""
         logs = self.env.logs_dir
@@ -144,3 +162,12 @@ class ExperimentSession:
         for pod_dir in logs.iterdir():
             if pod_dir.name.startswith(self.run_id):
                 shutil.copytree(pod_dir, self.out_dir / "pods" / pod_dir.name, dirs_exist_ok=True)
+
+
+def _save_inventory(inventory: Inventory | None, error: str, path: Path) -> None:
+    """Keep the store's listing (every key and version) with the run, or why there is none."""
+    doc: dict[str, Any] = {"error": error}
+    if inventory is not None:
+        doc = {"bucket": inventory.bucket, "versioned": inventory.versioned, "taken_at": inventory.taken_at,
+               "versions": [asdict(v) for v in inventory.versions]}
+    path.write_text(json.dumps(doc, indent=1), encoding="utf-8")

@@ -18,7 +18,7 @@ from harness.cluster.base import Cluster, EventSink, JobSpec
 from harness.errors import HarnessError
 from harness.workload.settings import STEPS, PipelineSettings
 
-METRICS_LINGER_SECONDS = "1.5"  # the last step stays up for one more 1 s scrape of its final metrics
+METRICS_LINGER_SECONDS = "4"  # the last step stays up until Prometheus has surely discovered and scraped it
 
 
 @dataclass(frozen=True, kw_only=True)
