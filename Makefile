@@ -3,6 +3,8 @@ VENV      := .venv
 PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 MIN_SCORE ?= 80
+BASELINE  ?=
+MAX_DROP  ?= 5
 PYTEST_ARGS ?=
 
 .PHONY: setup prometheus chaos test bench heal clean
@@ -25,7 +27,8 @@ prometheus:
 	  fi; }
 
 chaos: setup
-	$(VENV)/bin/pytest experiments --chaos-min-score=$(MIN_SCORE) $(PYTEST_ARGS)
+	$(VENV)/bin/pytest experiments --chaos-min-score=$(MIN_SCORE) \
+	  $(if $(BASELINE),--chaos-baseline=$(BASELINE) --chaos-max-drop=$(MAX_DROP)) $(PYTEST_ARGS)
 
 test: setup
 	$(VENV)/bin/pytest tests $(PYTEST_ARGS)

@@ -67,6 +67,7 @@ def _progress(config: pytest.Config, line: str) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"[chaos] {line}")
+        reporter.flush()  # progress must show while an experiment runs, also when output goes to a file
 
 
 def pytest_report_header(config: pytest.Config) -> str:
