@@ -1,0 +1,32 @@
+"""`make chaos` as a user runs it: all five experiments on the embedded cluster, the gate, the reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = {"concurrent-backfill", "network-delay", "node-drain", "pod-delete", "storage-throttle"}
+
+
+def test_the_chaos_suite_passes_its_gate_and_reports_every_experiment(tmp_path):
+    env = {**os.environ, "HARNESS_STATE_DIR": str(tmp_path / "state")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "experiments", "--chaos-min-score=80", "--chaos-reports", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "resilience score" in proc.stdout and "[chaos] [pod-delete +" in proc.stdout  # progress was shown
+    summary = json.loads((tmp_path / "latest" / "summary.json").read_text())
+    assert {e["name"] for e in summary["experiments"]} == EXPERIMENTS
+    assert summary["passed"] and summary["score"] >= 80
+    for exp in summary["experiments"]:
+        verdicts = {c["name"]: c["verdict"] for c in exp["checks"]}
+        assert verdicts["zero-duplicate-artifacts"] == "pass", (exp["name"], exp["checks"])
+        assert "fail" not in verdicts.values(), (exp["name"], exp["checks"])
+    html = (tmp_path / "latest" / "report.html").read_text()
+    assert html.count("data:image/png;base64") == len(EXPERIMENTS)  # one timeline per experiment
+    assert not list((tmp_path / "state" / "undo").glob("*.json"))  # nothing left behind
