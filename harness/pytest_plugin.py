@@ -14,6 +14,7 @@ minimum; each check's verdict and evidence is printed either way.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,9 +66,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _progress(config: pytest.Config, line: str) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    # Output capture holds everything a running test writes; progress must reach the terminal now.
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
         reporter.write_line(f"[chaos] {line}")
-        reporter.flush()  # progress must show while an experiment runs, also when output goes to a file
+        reporter.flush()
 
 
 def pytest_report_header(config: pytest.Config) -> str:

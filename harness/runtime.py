@@ -9,6 +9,7 @@ time.
 from __future__ import annotations
 
 import itertools
+import time
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from harness.cluster.base import Cluster
 from harness.errors import HarnessError
+from harness.history.events import FaultHealed, FaultInjected
 from harness.history.store import History
 from harness.services.proxy import FaultProxy
 from harness.workload.backfill import Backfill
@@ -25,6 +27,7 @@ from harness.workload.settings import PipelineSettings
 
 
 MAIN = "main"
+BACKFILL = "concurrent-backfill"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,7 +105,11 @@ class ActiveExperiment:
         return self.run_named(MAIN)
 
     def start_backfill(self, *, name: str, dates: list[str], concurrency: int, train_steps: int) -> Backfill:
-        """Start a backfill over ``dates`` beside the experiment's runs (same store, same cluster)."""
+        """Start a backfill over ``dates`` beside the experiment's runs (same store, same cluster).
+
+        The backfill is the fault here: it is recorded as injected now and healed
+        (cancelled) by ``heal``, like any other fault.
+        """
         with self._lock:
             if name in self.backfills:
                 raise HarnessError(f"experiment {self.name!r} already has a backfill named {name!r}")
@@ -117,7 +124,23 @@ class ActiveExperiment:
                 s3_env=dict(self.env.s3_env),
             )
             self.backfills[name] = backfill
+        fault_id = self.next_fault_id(BACKFILL)
+        self.history.append(FaultInjected(
+            ts=time.time(), fault=BACKFILL, fault_id=fault_id, target=name,
+            detail=f"backfill of {len(dates)} dates ({dates[0]} to {dates[-1]}), {concurrency} at a time, "
+                   f"{train_steps} training steps each",
+        ))
         backfill.start()
+
+        def heal() -> None:
+            backfill.cancel()
+            done = backfill.outcomes()
+            self.history.append(FaultHealed(
+                ts=time.time(), fault=BACKFILL, fault_id=fault_id,
+                detail=f"stopped; {sum(o.succeeded for o in done)} of {len(dates)} dates completed",
+            ))
+
+        self.on_heal(fault_id, heal)
         return backfill
 
     def next_fault_id(self, fault: str) -> str:
@@ -127,6 +150,11 @@ class ActiveExperiment:
         """Register how to heal an active fault; ``heal`` must be idempotent."""
         with self._lock:
             self._healers[fault_id] = heal
+
+    def active_faults(self) -> list[str]:
+        """Ids of the faults not healed yet."""
+        with self._lock:
+            return list(self._healers)
 
     def heal(self, fault_id: str | None = None) -> list[str]:
         """Heal one active fault, or all of them; returns the fault ids healed. Healing twice is harmless."""
@@ -138,9 +166,7 @@ class ActiveExperiment:
         return [i for i, _ in healers]
 
     def cancel_runs(self) -> None:
-        """Stop every backfill and pipeline run still going."""
-        for backfill in list(self.backfills.values()):
-            backfill.cancel()
+        """Stop every pipeline run still going (backfills are faults: ``heal`` stops them)."""
         for run in list(self.pipeline_runs.values()):
             if run.outcome is None:
                 run.cancel()

@@ -19,13 +19,14 @@ def timeline_png(events: Sequence[Event], faults: Sequence[FaultOutcome], *, run
     """A PNG: one line per training attempt, checkpoints as dots, fault windows
     shaded, new attempts marked, recovery times annotated."""
     evs = list(events)
-    steps = [e for e in of_type(evs, TrainStep) if e.run_id == run_id]
+    # The main run and the experiment's other named runs (for example an idle-cluster run to compare with).
+    steps = [e for e in of_type(evs, TrainStep) if e.run_id == run_id or e.run_id.startswith(f"{run_id}-")]
     t0 = min((e.ts for e in evs), default=0.0)
     fig, ax = plt.subplots(figsize=(10, 3.6), dpi=100)
     for pod in dict.fromkeys(e.pod for e in steps):
         mine = [e for e in steps if e.pod == pod]
         ax.plot([e.ts - t0 for e in mine], [e.step for e in mine], lw=1.6, label=pod)
-    saved = [e for e in of_type(evs, CheckpointSaved) if e.run_id == run_id]
+    saved = [e for e in of_type(evs, CheckpointSaved) if e.run_id == run_id or e.run_id.startswith(f"{run_id}-")]
     ax.scatter([e.ts - t0 for e in saved], [e.step for e in saved], s=14, c="black", zorder=3, label="checkpoint")
     train_pods = {e.pod for e in steps}
     for e in of_type(evs, PodStarted):

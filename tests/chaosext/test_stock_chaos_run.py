@@ -20,6 +20,10 @@ def test_chaos_run_judges_the_experiment_and_writes_reports(tmp_path):
     summary = json.loads((tmp_path / "reports" / "latest" / "summary.json").read_text())
     (experiment,) = summary["experiments"]
     verdicts = {c["name"]: c["verdict"] for c in experiment["checks"]}
-    assert verdicts == {"resume-from-checkpoint": "pass", "steady-state": "pass"}, experiment["checks"]
+    # SLO verdicts depend on the machine's speed; the behaviour checks must pass.
+    assert {k: v for k, v in verdicts.items() if not k.startswith("slo:")} == {
+        "zero-duplicate-artifacts": "pass", "resume-from-checkpoint": "pass", "steady-state": "pass"}, verdicts
+    assert {k for k in verdicts if k.startswith("slo:")} == {
+        "slo:training-stall", "slo:checkpoint-save-p95", "slo:checkpoint-failures"}
     assert len(experiment["faults"]) == 2
     assert not list((tmp_path / "state" / "undo").glob("*.json"))  # everything it started was stopped

@@ -50,11 +50,14 @@ def start_backfill(
 
 
 def stop_backfills() -> int:
-    """Stop every backfill of the experiment (no new dates; runs in flight are cancelled). Returns how many."""
+    """Stop every backfill of the experiment (no new dates; runs in flight are cancelled). Returns how many.
+
+    Backfills are faults of the experiment: this heals them (and only them)."""
     exp = runtime.current()
-    for backfill in exp.backfills.values():
-        backfill.cancel()
-    return len(exp.backfills)
+    ids = [i for i in exp.active_faults() if i.startswith(f"{runtime.BACKFILL}-")]
+    for fault_id in ids:
+        exp.heal(fault_id)
+    return len(ids)
 
 
 def _check_date(value: str) -> None:
