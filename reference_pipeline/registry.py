@@ -75,6 +75,8 @@ class Registry:
         else:
             version = max(versions, default=0) + 1
             while not self._store.publish(self.version_key(version), self._record(version)):
+                if self._run_of(version) == c.run_id:
+                    break  # our own write, whose answer was lost and retried: it is ours
                 version += 1  # another run took this number first
         if self._store.publish(run_key, json.dumps({"version": version}).encode()):
             return version, True
@@ -87,6 +89,11 @@ class Registry:
         if winner_version != version:
             self._store.delete(self.version_key(version))
         return winner_version, False
+
+    def _run_of(self, version: int) -> str | None:
+        """The run id that version ``version`` records, or None if it is gone."""
+        found = self._store.get(self.version_key(version))
+        return None if found is None else str(json.loads(found.body).get("run_id"))
 
     def _record(self, version: int) -> bytes:
         c = self._config
