@@ -248,7 +248,17 @@ def _heal_tempdir(record: UndoRecord) -> str:
     return f"removed temp dir {path} ({record.description})"
 
 
+def _heal_cgroup(record: UndoRecord) -> str:
+    """Remove a CPU-limit cgroup; its processes were stopped by their own (newer) records."""
+    try:
+        Path(record.path).rmdir()
+    except FileNotFoundError:
+        return f"cgroup {record.path} already gone"
+    return f"removed cgroup {record.path}"
+
+
 register_kind("process", _heal_process)
+register_kind("cgroup", _heal_cgroup)
 register_kind("tempdir", _heal_tempdir)
 
 

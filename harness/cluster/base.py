@@ -38,6 +38,7 @@ class JobSpec:
     termination_grace_period_seconds: float = 30.0
     expose_metrics: bool = False
     cpu_nice: int = 0  # lower CPU share for the pods (0-19), as a smaller CPU request would give them
+    cpu_limit: float | None = None  # cores, as resources.limits.cpu (a CFS quota where cgroups are writable)
 
 
 @dataclass(frozen=True, kw_only=True)

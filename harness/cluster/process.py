@@ -33,6 +33,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from types import TracebackType
 from typing import IO
 
 from harness import lifecycle
+from harness.cluster.cpu_limits import CpuLimits
 from harness.cluster.base import EventSink, JobSpec, JobStatus, NodeInfo, PodInfo, PodPhase
 from harness.errors import HarnessError
 from harness.history.events import Event, JobFinished, PodExited, PodStarted, from_json
@@ -158,6 +160,7 @@ class ProcessCluster:
         self._undo = undo
         self._quota = max_running_pods
         self._scoped = {_label_pair(scope): limit for scope, limit in (scoped_quotas or {}).items()}
+        self.cpu_limits = CpuLimits(undo=undo, name=f"ml-chaos-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         self._on_pods_changed = on_pods_changed
         self._nodes = {name: _Node(name=name, slots=slots) for name, slots in nodes.items()}
         self._jobs: dict[str, _Job] = {}
@@ -341,6 +344,7 @@ class ProcessCluster:
             waiters = [p.waiter for p in self._pods.values() if p.waiter is not None]
         for w in waiters:
             w.join()
+        self.cpu_limits.close()
         self._events.put(None)
         if threading.current_thread() is not self._dispatcher:
             self._dispatcher.join()
@@ -468,6 +472,8 @@ class ProcessCluster:
         try:
             # CPU share, as a request/limit would give it: nice keeps pid and argv semantics (it execs).
             command = ("nice", "-n", str(spec.cpu_nice), *spec.command) if spec.cpu_nice else spec.command
+            if spec.cpu_limit is not None:
+                command = self.cpu_limits.wrap(command, cores=spec.cpu_limit)
             proc = lifecycle.spawn(
                 command,
                 env=env,

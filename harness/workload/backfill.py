@@ -18,6 +18,7 @@ from harness.workload.pipeline_run import PipelineRun, RunOutcome
 from harness.workload.settings import PipelineSettings
 
 BACKFILL_NICE = 19  # backfills get the smallest CPU share, as a low CPU request would give them
+BACKFILL_CPU_LIMIT = 0.5  # cores per backfill pod, as resources.limits.cpu: 500m
 
 
 def dates_before(end: str, days: int) -> list[str]:
@@ -87,6 +88,7 @@ class Backfill:
                 s3_env=self._s3_env,
                 name=f"{self.name}-{day}",
                 cpu_nice=BACKFILL_NICE,
+                cpu_limit=BACKFILL_CPU_LIMIT,
             )
             self._runs.append(run)
             run.start()

@@ -46,11 +46,13 @@ class PipelineRun:
         steps: Sequence[str] = STEPS,
         name: str = "",
         cpu_nice: int = 0,
+        cpu_limit: float | None = None,
     ) -> None:
         self.run_id = run_id
         self.name = name or run_id  # unique per launch: two launches of one run id (a retried backfill) coexist
         self.kind = kind
         self._cpu_nice = cpu_nice
+        self._cpu_limit = cpu_limit
         self._cluster = cluster
         self._sink = sink
         self._settings = settings
@@ -115,6 +117,7 @@ class PipelineRun:
             termination_grace_period_seconds=s.termination_grace_period_seconds,
             expose_metrics=True,
             cpu_nice=self._cpu_nice,
+            cpu_limit=self._cpu_limit,
         )
 
     def _run(self) -> None:

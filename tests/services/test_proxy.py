@@ -426,11 +426,13 @@ def test_latency_cleared_on_an_open_connection(proxy: FaultProxy) -> None:
 def test_refused_upstream_resets_the_client() -> None:
     port = lifecycle.free_port()
     with FaultProxy(upstream_host="127.0.0.1", upstream_port=port) as proxy:
-        with connect(proxy) as sock:
-            try:
+        try:
+            # The reset may arrive while the client is still connecting (a loaded machine) or after.
+            with connect(proxy) as sock:
                 assert sock.recv(10) == b""
-            except ConnectionResetError:
-                pass
+        except ConnectionResetError:
+            pass
+        assert proxy.stats().connections == 1  # the proxy took the connection, then reset it
 
 
 def test_stop_leaves_no_port_and_no_thread(echo_server: TcpServer) -> None:
