@@ -1,4 +1,4 @@
-"""Helpers shared by the services: readiness polling and log tails."""
+"""Helpers shared by the services: starting a server on a free port, readiness polling, log tails."""
 
 from __future__ import annotations
 
@@ -6,7 +6,48 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from harness import lifecycle
+from harness.errors import ServiceError
+from harness.undo import UndoLog
+
+
+def start_on_free_port(
+    *,
+    what: str,
+    argv: Callable[[int], list[str]],
+    ready_url: Callable[[int], str],
+    logfile: Path,
+    cwd: Path,
+    env: Mapping[str, str] | None,
+    undo: UndoLog,
+    timeout: float,
+    any_status: bool = False,
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``what`` on a free 127.0.0.1 port and wait until ``ready_url(port)`` answers.
+
+    A port probed free can be taken before the server binds it: then it retries
+    on another (three tries). Returns the process and its port; raises
+    ``ServiceError`` with the tail of its log when it never became ready.
+    """
+    why = ""
+    for _ in range(3):
+        port = lifecycle.free_port()
+        with open(logfile, "ab") as out:
+            proc = lifecycle.spawn(
+                argv(port), env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, undo=undo,
+                description=f"{what} on 127.0.0.1:{port}",
+            )
+        reason = wait_http(ready_url(port), proc=proc, timeout=timeout, any_status=any_status)
+        if reason is None:
+            return proc, port
+        why = reason
+        lifecycle.stop(proc, grace=2.0)
+        if "address already in use" not in log_tail(logfile, lines=3).lower():
+            break
+    raise ServiceError(f"{what} did not become ready: {why}; its log ends: {log_tail(logfile)}")
 
 
 def http_ok(url: str, *, timeout: float = 1.0, any_status: bool = False) -> bool:

@@ -15,7 +15,7 @@ from types import TracebackType
 
 from harness import lifecycle
 from harness.errors import ServiceError
-from harness.services._common import log_tail, wait_http
+from harness.services._common import start_on_free_port
 from harness.undo import UndoLog
 
 __all__ = ["PrometheusServer", "ScrapeTarget", "SCRAPE_JOB"]
@@ -101,35 +101,23 @@ class PrometheusServer:
         self._tsdb_record = self._undo.add_tempdir(path=tsdb, description="Prometheus TSDB").id
         tsdb.mkdir()
         self._tsdb = tsdb
-        logfile = self.workdir / "prometheus.log"
         try:
-            # A free port can be taken between our probe and Prometheus' bind: retry then.
-            for _ in range(3):
-                self._port = lifecycle.free_port()
-                with open(logfile, "ab") as out:
-                    self._proc = lifecycle.spawn(
-                        [
-                            binary,
-                            f"--config.file={config}",
-                            f"--web.listen-address=127.0.0.1:{self._port}",
-                            f"--storage.tsdb.path={tsdb}",
-                            "--storage.tsdb.retention.time=1d",
-                        ],
-                        env=None,
-                        cwd=self.workdir,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        undo=self._undo,
-                        description=f"Prometheus on 127.0.0.1:{self._port}",
-                    )
-                why = wait_http(f"{self.url}/-/ready", proc=self._proc, timeout=self._startup_timeout)
-                if why is None:
-                    return
-                lifecycle.stop(self._proc, grace=2.0)
-                self._proc = None
-                if "address already in use" not in log_tail(logfile, lines=3):
-                    break
-            raise ServiceError(f"Prometheus did not become ready: {why}; its log ends: {log_tail(logfile)}")
+            self._proc, self._port = start_on_free_port(
+                what="Prometheus",
+                argv=lambda port: [
+                    binary,
+                    f"--config.file={config}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    f"--storage.tsdb.path={tsdb}",
+                    "--storage.tsdb.retention.time=1d",
+                ],
+                ready_url=lambda port: f"http://127.0.0.1:{port}/-/ready",
+                logfile=self.workdir / "prometheus.log",
+                cwd=self.workdir,
+                env=None,
+                undo=self._undo,
+                timeout=self._startup_timeout,
+            )
         except BaseException:
             self.stop()
             raise

@@ -16,7 +16,7 @@ from types import TracebackType
 
 from harness import lifecycle
 from harness.errors import ServiceError
-from harness.services._common import log_tail, wait_http
+from harness.services._common import start_on_free_port
 from harness.undo import UndoLog
 
 __all__ = ["MotoS3Server", "ExternalS3", "S3_ENDPOINT_ENV", "check_s3_reachable", "s3_service"]
@@ -82,32 +82,18 @@ class MotoS3Server:
                 f"moto is not installed in {sys.executable}; pip install 'moto[server]' or set {S3_ENDPOINT_ENV}"
             ) from None
         self.workdir.mkdir(parents=True, exist_ok=True)
-        logfile = self.workdir / "moto.log"
-        why = ""
         try:
-            for _ in range(3):  # the probed port can be taken before moto binds it
-                self._port = lifecycle.free_port()
-                with open(logfile, "ab") as out:
-                    self._proc = lifecycle.spawn(
-                        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self._port)],
-                        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                        cwd=self.workdir,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        undo=self._undo,
-                        description=f"moto S3 server on 127.0.0.1:{self._port}",
-                    )
-                reason = wait_http(
-                    f"{self.endpoint_url}/moto-api/", proc=self._proc, timeout=self._startup_timeout, any_status=True
-                )
-                if reason is None:
-                    return
-                why = reason
-                lifecycle.stop(self._proc, grace=2.0)
-                self._proc = None
-                if "address already in use" not in log_tail(logfile, lines=3).lower():
-                    break
-            raise ServiceError(f"the moto S3 server did not start: {why}; its log ends: {log_tail(logfile)}")
+            self._proc, self._port = start_on_free_port(
+                what="the moto S3 server",
+                argv=lambda port: [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                ready_url=lambda port: f"http://127.0.0.1:{port}/moto-api/",
+                logfile=self.workdir / "moto.log",
+                cwd=self.workdir,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                undo=self._undo,
+                timeout=self._startup_timeout,
+                any_status=True,
+            )
         except BaseException:
             self.stop()
             raise
