@@ -18,7 +18,7 @@ from harness.cluster.base import Cluster, EventSink, JobSpec
 from harness.errors import HarnessError
 from harness.workload.settings import STEPS, PipelineSettings
 
-METRICS_LINGER_SECONDS = "4"  # the last step stays up until Prometheus has surely discovered and scraped it
+METRICS_LINGER_SECONDS = "8"  # Prometheus applies discovered targets at most every 5 s, then scrapes every 1 s
 
 
 @dataclass(frozen=True, kw_only=True)
