@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import time
+import sys
+from pathlib import Path
 
 import pytest
 
 from harness.cluster.base import JobSpec
 from harness.history.events import PodExited
 from harness.undo import heal
-import sys
 
 
 def py(code: str) -> tuple[str, ...]:
@@ -33,8 +33,6 @@ def test_a_limited_pod_gets_about_its_quota_and_its_cgroup_is_removed(make_clust
     assert cpu_seconds < 1.0, f"a 250m pod used {cpu_seconds:.2f} s of CPU in 2 s"  # unlimited: about 2 s
     assert collector.of(PodExited)[0].exit_code == 0
     cluster.close()
-    from pathlib import Path
-
     assert not Path(group).exists()
 
 
@@ -43,11 +41,8 @@ def test_heal_removes_a_cgroup_left_by_a_killed_harness(make_cluster, undo):
     wrapped = cluster.cpu_limits.wrap(("true",), cores=0.5)
     if cluster.cpu_limits.problem:
         pytest.skip(f"cgroups are not writable here: {cluster.cpu_limits.problem}")
-    from pathlib import Path
-
     group = Path(wrapped[3]).parent
     assert group.is_dir()
     assert any("removed cgroup" in line for line in heal(undo))  # as after a SIGKILLed harness
     assert not group.exists()
     assert heal(undo) == []
-    time.sleep(0)
