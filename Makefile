@@ -7,9 +7,11 @@ BASELINE  ?=
 MAX_DROP  ?= 5
 PYTEST_ARGS ?=
 
-.PHONY: setup prometheus chaos test bench heal clean
+CLUSTER   ?= embedded
 
-setup: $(STAMP) prometheus
+.PHONY: setup prometheus kubernetes chaos test bench heal clean
+
+setup: $(STAMP) prometheus kubernetes
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,14 +28,20 @@ prometheus:
 	    exit 1; \
 	  fi; }
 
+# etcd from Debian's etcd-server; kube-apiserver, kube-controller-manager and kube-scheduler built once from
+# Debian's kubernetes source package into ~/.cache/ml-chaos-harness/kubernetes/<version>/bin (a no-op when cached).
+kubernetes:
+	@bash clusters/embedded/build-kubernetes.sh
+
 chaos: setup
-	$(VENV)/bin/pytest experiments --chaos-min-score=$(MIN_SCORE) \
+	$(VENV)/bin/pytest experiments --cluster=$(CLUSTER) --chaos-min-score=$(MIN_SCORE) \
 	  $(if $(BASELINE),--chaos-baseline=$(BASELINE) --chaos-max-drop=$(MAX_DROP)) $(PYTEST_ARGS)
 
 test: setup
 	$(VENV)/bin/pytest tests $(PYTEST_ARGS)
 
 bench: setup
+	$(PY) benchmarks/embedded_cluster.py
 	$(PY) benchmarks/recovery.py
 
 heal:
