@@ -10,7 +10,9 @@ from harness.baseline import compare, describe, load_scores
 from harness.errors import HarnessError
 from harness.experiment.loader import load_experiment
 from harness.lifecycle import install_signal_handlers
+from harness.suite import DEFAULT_MIN_SCORE
 from harness.suite_runner import SuiteRunner
+from harness.environment import CLUSTER_KINDS
 from harness.undo import default_undo_log, heal
 
 
@@ -36,6 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_drop=args.max_drop,
         seed=args.seed,
         keep_cluster=args.keep_cluster,
+        cluster=args.cluster,
     )
     try:
         for spec in specs:
@@ -46,8 +49,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     if suite.baseline is not None:
         print("\n".join(describe(suite.baseline)))
+    verdict = "INTERRUPTED" if suite.interrupted else ("PASSED" if suite.passed else "FAILED")
     print(f"resilience score {suite.score.value:.1f} (minimum {suite.min_score:g}): "
-          f"{'PASSED' if suite.passed else 'FAILED'}; report: {runner.run_dir / 'report.html'}")
+          f"{verdict}; report: {runner.run_dir / 'report.html'}")
     return 0 if suite.passed else 1
 
 
@@ -62,6 +66,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
+    import harness.cluster.kube.undo_kinds  # noqa: F401  # teaches heal to undo cordons and namespaces
+
     done = heal(default_undo_log())
     for line in done:
         print(f"healed: {line}")
@@ -81,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run experiments on the embedded cluster and write reports")
     run.add_argument("paths", nargs="*", default=["experiments"])
-    run.add_argument("--min-score", type=float, default=0.0, help="exit 1 when the suite score is below this")
+    run.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
+                     help=f"exit 1 when the suite score is below this (default {DEFAULT_MIN_SCORE:g})")
+    run.add_argument("--cluster", choices=CLUSTER_KINDS, default="embedded",
+                     help="where experiments run (embedded: a local Kubernetes control plane with process nodes)")
     run.add_argument("--reports", default="reports", help="where run folders and reports/latest go")
     run.add_argument("--baseline", default=None, help="an earlier summary.json to compare the score with")
     run.add_argument("--max-drop", type=float, default=5.0, help="points the score may drop below the baseline")
@@ -105,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mlchaos: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("mlchaos: interrupted; everything it started has been stopped", file=sys.stderr)
+        print("mlchaos: interrupted; the run is not scored as passed, and everything it started has been stopped",
+              file=sys.stderr)
         return 130
 
 

@@ -44,8 +44,12 @@ _records_lock = threading.Lock()
 
 
 class Interrupted(KeyboardInterrupt):
-    """The harness received SIGTERM or SIGHUP. A KeyboardInterrupt, so ``except
+    """The harness received SIGTERM, SIGHUP or SIGINT. A KeyboardInterrupt, so ``except
     Exception`` does not swallow it and cleanup runs as on Ctrl-C."""
+
+
+interruption = threading.Event()
+"""Set once the harness was told to stop (a signal), even where a library swallowed the exception."""
 
 
 def spawn(
@@ -162,7 +166,7 @@ _Handler = Any  # what signal.getsignal returns
 
 
 def install_signal_handlers() -> dict[int, _Handler]:
-    """Make SIGTERM and SIGHUP raise :class:`Interrupted` in the main thread.
+    """Make SIGTERM, SIGHUP and SIGINT set :data:`interruption` and raise :class:`Interrupted` in the main thread.
 
     Only the first such signal raises; later ones are ignored so that cleanup
     already unwinding is not interrupted (SIGKILL plus ``heal`` remain the last
@@ -173,13 +177,15 @@ def install_signal_handlers() -> dict[int, _Handler]:
 
     def handler(signum: int, frame: FrameType | None) -> None:
         nonlocal fired
+        interruption.set()
         if fired:
             return
         fired = True
         raise Interrupted(f"received {signal.Signals(signum).name}")
 
+    interruption.clear()
     previous: dict[int, _Handler] = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         previous[sig] = signal.signal(sig, handler)
     return previous
 

@@ -30,7 +30,8 @@ from harness.experiment.model import ExperimentSpec
 from harness.experiment.result import ExperimentResult
 from harness.lifecycle import install_signal_handlers, restore_signal_handlers
 from harness.runtime import Environment
-from harness.suite import SuiteResult
+from harness.suite import DEFAULT_MIN_SCORE, SuiteResult
+from harness.environment import CLUSTER_KINDS
 from harness.suite_runner import SuiteRunner
 
 _RUNNER = pytest.StashKey[SuiteRunner]()
@@ -42,9 +43,9 @@ _EXTENSIONS = (".yaml", ".yml", ".json")
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("chaos", "resilience experiments on ML training pipelines")
-    group.addoption("--cluster", choices=["embedded"], default="embedded",
-                    help="where experiments run (embedded: the single-machine cluster the harness starts)")
-    group.addoption("--chaos-min-score", type=float, default=0.0,
+    group.addoption("--cluster", choices=list(CLUSTER_KINDS), default="embedded",
+                    help="where experiments run (embedded: a local Kubernetes control plane with process nodes)")
+    group.addoption("--chaos-min-score", type=float, default=DEFAULT_MIN_SCORE,
                     help="fail the session when the suite's resilience score (0-100) is below this")
     group.addoption("--chaos-baseline", default=None,
                     help="an earlier summary.json; fail when the suite score drops more than --chaos-max-drop below it")
@@ -62,6 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
         max_drop=config.getoption("--chaos-max-drop"),
         seed=config.getoption("--chaos-seed"),
         keep_cluster=config.getoption("--keep-cluster"),
+        cluster=config.getoption("--cluster"),
         progress=lambda line: _progress(config, line),
     )
     config.stash[_HANDLERS] = install_signal_handlers()
@@ -172,7 +174,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if suite.baseline is not None:
         for line in describe(suite.baseline):
             terminalreporter.write_line(line)
-    verdict = "PASSED" if suite.passed else "FAILED"
+    verdict = "INTERRUPTED" if suite.interrupted else ("PASSED" if suite.passed else "FAILED")
     terminalreporter.write_line(
         f"resilience score {suite.score.value:.1f} (minimum {suite.min_score:g}): {verdict} = {suite.score.formula}"
     )

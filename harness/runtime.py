@@ -42,6 +42,8 @@ class Environment:
     scoped_quotas: Mapping[str, int] = field(default_factory=dict)  # "label=value" -> most running pods
     proxies: Mapping[str, FaultProxy] = field(default_factory=dict)  # dependency name -> its fault proxy
     s3_direct_url: str = ""  # S3 without the proxy, for the harness's own reads
+    prometheus_url: str = ""  # the Prometheus that scrapes the pipeline's pods
+    kubeconfig: Path | None = None  # reaches the cluster with kubectl or any Kubernetes client
 
     def proxy(self, target: str) -> FaultProxy:
         """The fault proxy in front of ``target``; a HarnessError names the ones there are."""
@@ -68,6 +70,17 @@ class ActiveExperiment:
         self._fault_ids = itertools.count(1)
         self._lock = threading.Lock()
         self._healers: dict[str, Callable[[], None]] = {}
+        self.interrupted = ""  # why the run was stopped before its end, when it was
+
+    def interrupt(self, reason: str) -> None:
+        """Stop the experiment now: waits in activities raise, pipeline runs and backfills are cancelled.
+        The run is then judged ``interrupted``, never passed."""
+        if self.interrupted:
+            return
+        self.interrupted = reason
+        self.history.interrupt(reason)
+        self.cancel_runs()
+        self.heal()
 
     def start_pipeline_run(self, *, kind: str, name: str = MAIN, date: str | None = None) -> PipelineRun:
         """Start a named pipeline run. The run named ``main`` gets the experiment's run id and is

@@ -14,10 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.baseline import load_scores
-from harness.environment import embedded_environment
+from harness.environment import open_environment
 from harness.experiment.model import ExperimentSpec
 from harness.experiment.result import ExperimentResult
-from harness.experiment.runner import run_experiment
+from harness.experiment.runner import ExperimentInterrupted, run_experiment
 from harness.report.writer import write_reports
 from harness.runtime import Environment
 from harness.suite import SuiteResult, summarize
@@ -33,6 +33,7 @@ class SuiteRunner:
         max_drop: float = 5.0,
         seed: int | None = None,
         keep_cluster: bool = False,
+        cluster: str = "embedded",
         progress: Callable[[str], None] = print,
     ) -> None:
         self.tag = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
@@ -42,6 +43,7 @@ class SuiteRunner:
         self.max_drop = max_drop
         self.seed = seed
         self.keep_cluster = keep_cluster
+        self.cluster = cluster
         self.results: list[ExperimentResult] = []
         self._progress = progress
         self._stack = ExitStack()
@@ -50,8 +52,10 @@ class SuiteRunner:
 
     def environment(self) -> Environment:
         if self._env is None:
-            self._progress("starting the embedded cluster (S3, Prometheus, 2 nodes)")
-            self._env = self._stack.enter_context(embedded_environment(keep_workdir=self.keep_cluster))
+            self._progress(f"starting the {self.cluster} cluster (Kubernetes, S3, Prometheus, fault proxy)")
+            self._env = self._stack.enter_context(open_environment(
+                cluster=self.cluster, run=self.tag, keep_workdir=self.keep_cluster,
+                kubeconfig_copy=self.run_dir / "kubeconfig", progress=self._progress))
         return self._env
 
     def run(self, spec: ExperimentSpec) -> ExperimentResult:
@@ -68,16 +72,21 @@ class SuiteRunner:
             f"experiment {spec.name}: score {result.score.value:.1f} ({verdicts}) in {time.monotonic() - t0:.1f}s"
         )
         self.results.append(result)
+        if result.status == "interrupted":
+            raise ExperimentInterrupted(f"experiment {spec.name} was interrupted: {result.error}")
         return result
 
     def close(self) -> SuiteResult | None:
         """Stop the environment; write and return the suite's reports when any experiment ran."""
+        cluster = self._env.cluster.kind if self._env is not None else self.cluster
+        version = self._env.cluster.version if self._env is not None else ""
         self._stack.close()
         if not self.results:
             return None
         suite = summarize(
             run_id=self.tag,
-            cluster="embedded",
+            cluster=cluster,
+            kubernetes_version=version,
             started_at=self._started,
             ended_at=time.time(),
             results=self.results,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import runtime
-from harness.environment import embedded_environment
+from harness.environment import open_environment
 from harness.experiment.loader import spec_from_document
 from harness.experiment.session import ExperimentSession
 from harness.report.writer import write_reports
@@ -36,8 +36,10 @@ def before_experiment_control(context: dict[str, Any], **kwargs: Any) -> None:
     # Chaos Toolkit hands controls the parsed document, not its file name: name it by its title.
     name = re.sub(r"[^a-z0-9]+", "-", str(context.get("title", "experiment")).lower()).strip("-")[:40]
     spec = spec_from_document(context, path=Path(f"{name or 'experiment'}.yaml"))
-    env = _stack.enter_context(embedded_environment())
     _tag = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    cluster = str(context.get("configuration", {}).get("harness_cluster", "embedded"))
+    env = _stack.enter_context(open_environment(cluster=cluster, run=_tag,
+                                                kubeconfig_copy=Path("reports") / _tag / "kubeconfig", progress=print))
     _session = ExperimentSession(spec=spec, env=env, out_dir=Path("reports") / _tag / spec.name, tag=_tag)
     _session.begin()
 
@@ -49,10 +51,12 @@ def after_experiment_control(context: dict[str, Any], state: dict[str, Any] | No
         return
     session, _session = _session, None
     try:
+        cluster, version = session.env.cluster.kind, session.env.cluster.version
         result = session.finish(state)
         suite = summarize(
             run_id=_tag,
-            cluster="embedded",
+            cluster=cluster,
+            kubernetes_version=version,
             started_at=result.started_at,
             ended_at=result.ended_at,
             results=[result],

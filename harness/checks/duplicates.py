@@ -94,6 +94,7 @@ LAYOUT: tuple[Rule, ...] = (
     Rule("registry run record", re.compile(rf"^registry/{_P}/runs/{_R}\.json$"),
          lambda m: f"model_version/{m['r']}", part="run-record"),
     Rule("registry alias", re.compile(rf"^registry/{_P}/aliases/[^/]+$"), lambda m: "", mutable=True),
+    Rule("training lease", re.compile(rf"^{_RUN}/train\.lease$"), lambda m: "", mutable=True),
 )
 
 # Keys that only exist while a write is in flight (staging objects, multipart

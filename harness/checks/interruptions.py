@@ -62,8 +62,11 @@ def fault_outcomes(events: Sequence[Event]) -> list[FaultOutcome]:
 
 def _outcome(fault: FaultInjected, events: Sequence[Event], healed_at: float | None) -> FaultOutcome:
     pod = fault.pod or fault.target
-    started = [e for e in of_type(list(events), TrainingStarted) if e.pod == pod]
-    exits = [e for e in of_type(list(events), PodExited) if e.pod == pod]
+    # The attempt the fault hit: the pod's latest container attempt started before the fault.
+    hit = [e for e in of_type(list(events), PodStarted) if e.pod == pod and e.ts <= fault.ts]
+    attempt = hit[-1].attempt if hit else None
+    started = [e for e in of_type(list(events), TrainingStarted) if e.pod == pod and e.attempt == attempt]
+    exits = [e for e in of_type(list(events), PodExited) if e.pod == pod and e.attempt == attempt]
     base = dict(
         fault=fault.fault,
         fault_id=fault.fault_id,
@@ -88,7 +91,7 @@ def _outcome(fault: FaultInjected, events: Sequence[Event], healed_at: float | N
         )
     run_id = started[0].run_id
     ended = exits[0]
-    steps = [e.step for e in of_type(list(events), TrainStep) if e.pod == pod]
+    steps = [e.step for e in of_type(list(events), TrainStep) if e.pod == pod and e.attempt == attempt]
     last_step = max(steps, default=started[0].start_step)
     saved = [
         e.step
@@ -97,11 +100,18 @@ def _outcome(fault: FaultInjected, events: Sequence[Event], healed_at: float | N
     ]
     latest = max(saved, default=None)
     job = started[0].job
-    later = [e for e in of_type(list(events), PodStarted) if e.job == job and e.ts > ended.ts]
-    resumed = later[0].pod if later else ""
-    restored = [e for e in of_type(list(events), CheckpointRestored) if resumed and e.pod == resumed]
+    # Attempts are numbered per Job in the order they started. A replacement pod may start while the
+    # hit one is still terminating (Kubernetes replaces a deleted pod at once), so order by number.
+    later = [e for e in of_type(list(events), PodStarted)
+             if e.job == job and attempt is not None and e.attempt > attempt]
+    resumed = later[0] if later else None
+
+    def of_resumed(e: Event) -> bool:
+        return resumed is not None and e.pod == resumed.pod and e.attempt == resumed.attempt
+
+    restored = [e for e in of_type(list(events), CheckpointRestored) if of_resumed(e)]
     restored_step = restored[0].step if restored else None
-    first_step = [e.ts for e in of_type(list(events), TrainStep) if resumed and e.pod == resumed]
+    first_step = [e.ts for e in of_type(list(events), TrainStep) if of_resumed(e)]
     return FaultOutcome(
         **base,
         hit_training=True,
@@ -109,10 +119,11 @@ def _outcome(fault: FaultInjected, events: Sequence[Event], healed_at: float | N
         exit_code=ended.exit_code,
         last_step_before=last_step,
         latest_checkpoint=latest,
-        resumed_pod=resumed,
+        resumed_pod=resumed.pod if resumed else "",
         restored_step=restored_step,
         restored_key=restored[0].manifest_key if restored else "",
         steps_lost=max(0, last_step - (restored_step or 0)) if resumed else None,
         recovery_seconds=(first_step[0] - fault.ts) if first_step else None,
         checkpoint_every=started[0].checkpoint_every,
     )
+

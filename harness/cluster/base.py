@@ -1,8 +1,10 @@
 """What every cluster backend offers: the records and the protocol.
 
-Kubernetes semantics are the reference (pods, Jobs, nodes, grace periods); the
-embedded process cluster, kind and an existing cluster all implement ``Cluster``.
-The cluster knows nothing of faults, checks or scores.
+Every cluster is Kubernetes (DESIGN section 4): the embedded one, kind and an
+existing cluster are all driven through the Kubernetes API by one backend, so
+Job retries, scheduling, cordon, eviction, PodDisruptionBudgets, PriorityClass
+and ResourceQuota are Kubernetes' own. The cluster knows nothing of faults,
+checks, workloads or scores.
 """
 
 from __future__ import annotations
@@ -11,50 +13,64 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from harness.errors import HarnessError
 from harness.history.events import Event
 
-PodPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
+PodPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Unknown"]
+RestartPolicy = Literal["Never", "OnFailure"]
+
+PRIORITY_DAILY = "mlchaos-daily"
+PRIORITY_BACKFILL = "mlchaos-backfill"
+"""PriorityClasses every backend provides: daily runs preempt and outrank backfills."""
 
 EventSink = Callable[[Event], None]
-"""Where a job's pod lifecycle events and the pipeline's stdout events go."""
+"""Where a Job's pod lifecycle events and the pipeline's log events go."""
+
+
+class DrainBlocked(HarnessError):
+    """A drain could not evict every pod: a PodDisruptionBudget kept refusing."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class JobSpec:
-    """A Kubernetes-like Job: one pod at a time, restarted on failure.
+    """A ``batch/v1`` Job with one pod at a time (parallelism 1, completions 1).
 
-    ``backoff_base_seconds``/``backoff_max_seconds`` default to Kubernetes' 10 s
-    doubling up to 6 min; the embedded cluster's experiments set them lower.
+    ``image`` "" uses the cluster's pipeline image (process nodes run the
+    command in the harness's own Python environment instead). ``metrics_port``
+    declares a container port named ``metrics`` that Prometheus scrapes; the
+    container finds the port in ``METRICS_PORT``. ``priority_class`` "" leaves
+    the cluster's default. CPU and memory are Kubernetes quantities.
     """
 
     name: str
     command: tuple[str, ...]
+    image: str = ""
     env: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     backoff_limit: int = 6
-    backoff_base_seconds: float = 10.0
-    backoff_max_seconds: float = 360.0
-    priority: int = 0
-    termination_grace_period_seconds: float = 30.0
-    expose_metrics: bool = False
-    cpu_nice: int = 0  # lower CPU share for the pods (0-19), as a smaller CPU request would give them
-    cpu_limit: float | None = None  # cores, as resources.limits.cpu (a CFS quota where cgroups are writable)
+    restart_policy: RestartPolicy = "Never"
+    priority_class: str = ""
+    termination_grace_period_seconds: int = 30
+    cpu_request: str = ""
+    cpu_limit: str = ""
+    memory_limit: str = ""
+    metrics_port: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class PodInfo:
-    """A snapshot of one pod (one container attempt of a Job)."""
+    """A snapshot of one pod. ``exit_code``/``reason`` describe its container's last end, if any."""
 
     name: str
     job: str
-    attempt: int
-    node: str  # "" while Pending
+    node: str  # "" while unscheduled
     phase: PodPhase
     labels: Mapping[str, str]
-    pid: int = 0
+    restart_count: int = 0
     exit_code: int | None = None
     reason: str = ""
-    metrics_endpoint: str = ""  # "127.0.0.1:PORT" when the job exposes metrics
+    deleting: bool = False  # a deletion (or eviction) has begun
+    gone: bool = False  # the pod object has been removed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,35 +85,45 @@ class JobStatus:
 @dataclass(frozen=True, kw_only=True)
 class NodeInfo:
     name: str
-    slots: int
+    pods: int  # capacity in pods
     schedulable: bool
-    running: int
+    ready: bool
+    running: int  # pods bound here and not finished
 
 
 class Cluster(Protocol):
     """The operations the harness needs from any backend."""
 
+    @property
+    def kind(self) -> str:
+        """``embedded``, ``kind`` or ``existing``."""
+        ...
+
+    @property
+    def version(self) -> str:
+        """The Kubernetes version the cluster's API server reports, e.g. ``v1.20.2``."""
+        ...
+
     def nodes(self) -> list[NodeInfo]: ...
 
     def submit_job(self, spec: JobSpec, *, sink: EventSink) -> None:
-        """Create the Job; its pods are scheduled as slots allow."""
+        """Create the Job; its pods' lifecycle events and log events go to ``sink``."""
         ...
 
     def job_status(self, name: str) -> JobStatus: ...
 
     def wait_job(self, name: str, *, timeout: float) -> JobStatus:
-        """Block until the Job succeeds or fails for good; raise HarnessError on timeout."""
+        """Block until the Job succeeded, failed for good or was deleted, and every event of its
+        pods has reached the sink; HarnessError on timeout."""
         ...
 
     def list_pods(self, *, labels: Mapping[str, str] | None = None) -> list[PodInfo]:
-        """Pods whose labels include ``labels``, oldest first."""
+        """Pods whose labels include ``labels``, oldest first (finished ones included)."""
         ...
 
     def delete_pod(self, name: str, *, grace_period_seconds: float | None = None) -> PodInfo:
-        """SIGTERM, wait the grace period (the pod's own when None), then SIGKILL.
-
-        Returns the pod as it ended. ``0`` kills at once, as ``kubectl delete --grace-period=0 --force``.
-        """
+        """Delete with a grace period (the pod's own when None; 0 kills at once) and wait until the
+        pod is gone; returns it as it ended."""
         ...
 
     def cordon(self, node: str) -> None: ...
@@ -105,13 +131,10 @@ class Cluster(Protocol):
     def uncordon(self, node: str) -> None: ...
 
     def drain(self, node: str, *, grace_period_seconds: float | None = None) -> list[PodInfo]:
-        """Cordon ``node`` and evict its running pods (graceful); their Jobs reschedule them elsewhere."""
+        """Cordon ``node`` and evict its pods through the Eviction API (PodDisruptionBudgets honoured);
+        waits until they are gone and returns them as they ended. DrainBlocked when a budget refuses."""
         ...
 
     def delete_job(self, name: str) -> None:
-        """Stop the Job: no new pods; running pods are deleted with their grace period."""
-        ...
-
-    def endpoint(self, service: str) -> str:
-        """URL of a dependency the cluster serves: ``"s3"`` or ``"prometheus"``."""
+        """Delete the Job and its pods (their grace periods honoured); blocks until its pods are gone."""
         ...

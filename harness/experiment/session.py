@@ -12,11 +12,11 @@ import shutil
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from harness import runtime
+from harness import lifecycle, runtime
 from harness.checks.interruptions import fault_outcomes
 from harness.checks.registry import CheckInputs, evaluate
 from harness.checks.resume import NAME as RESUME
@@ -92,6 +92,11 @@ class ExperimentSession:
             raise HarnessError("finish() called before begin()")
         status = str(journal.get("status", "unknown")) if journal else "not run"
         deviated = bool(journal.get("deviated", False)) if journal else False
+        interrupted = active.interrupted or (
+            "the run was interrupted" if status == "interrupted" or lifecycle.interruption.is_set() else "")
+        if interrupted:
+            status = "interrupted"
+            active.interrupt(interrupted)
         try:
             active.heal()  # nothing a fault did outlives the experiment
             active.cancel_runs()
@@ -102,7 +107,7 @@ class ExperimentSession:
             inventory, inventory_error = self._inventory()
             observations = observe_slos(
                 self.spec.slos,
-                prometheus_url=self.env.cluster.endpoint("prometheus"),
+                prometheus_url=self.env.prometheus_url,
                 events=events,
                 run_id=self.run_id,
                 kind="daily",
@@ -127,6 +132,10 @@ class ExperimentSession:
             ),
         )
         checks += [evaluate_slo(o.spec, o.result, error=o.error, weight=o.spec.weight) for o in observations]
+        if interrupted:
+            # An interrupted run is never judged a pass: what it showed so far stays as evidence.
+            checks = [replace(c, verdict="unknown", evidence=(f"{interrupted}; not judged", *c.evidence))
+                      for c in checks]
         return ExperimentResult(
             name=self.spec.name,
             title=self.spec.title,
@@ -142,7 +151,7 @@ class ExperimentSession:
             ended_at=time.time(),
             history_path=self.out_dir / "history.jsonl",
             reference_sha256=self._reference,
-            error=error or self._reference_error,
+            error=error or self._reference_error or interrupted,
         )
 
     def _inventory(self) -> tuple[Inventory | None, str]:
@@ -155,13 +164,15 @@ class ExperimentSession:
             return None, str(exc)
 
     def _keep_pod_logs(self) -> None:
-        """Copy the logs of this run's pods (every attempt) next to its history."""
+        """Copy the logs of this run's pods (every container attempt) next to its history."""
         logs = self.env.logs_dir
         if logs is None or not logs.is_dir():
             return
         for pod_dir in logs.iterdir():
-            if pod_dir.name.startswith(self.run_id):
-                shutil.copytree(pod_dir, self.out_dir / "pods" / pod_dir.name, dirs_exist_ok=True)
+            # Folders are <namespace>_<pod>_<uid>, and the pods of a run are named after it.
+            parts = pod_dir.name.split("_")
+            if len(parts) == 3 and parts[1].startswith(self.run_id):
+                shutil.copytree(pod_dir, self.out_dir / "pods" / parts[1], dirs_exist_ok=True)
 
 
 def _save_inventory(inventory: Inventory | None, error: str, path: Path) -> None:

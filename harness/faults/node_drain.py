@@ -28,13 +28,13 @@ def drain_node_of(
     Returns the node and its (idempotent) heal. The injected event names that pod,
     so the history links the drain to the training attempt it ended.
     """
-    pods = [p for p in cluster.list_pods(labels=labels) if p.phase == "Running"]
+    pods = [p for p in cluster.list_pods(labels=labels) if p.phase == "Running" and not p.deleting]
     if not pods:
         wanted = ",".join(f"{k}={v}" for k, v in labels.items())
         raise HarnessError(f"node-drain found no running pod with labels {wanted}, so no node to drain")
     pod = pods[0]
     node = pod.node
-    on_node = [p.name for p in cluster.list_pods() if p.node == node and p.phase == "Running"]
+    on_node = [p.name for p in cluster.list_pods() if p.node == node and p.phase == "Running" and not p.deleting]
     sink(FaultInjected(ts=time.time(), pod=pod.name, job=pod.job, fault=NAME, fault_id=fault_id, target=node,
                        detail=f"cordoned {node} and evicted {', '.join(on_node)}",
                        grace_period_seconds=-1.0 if grace_period_seconds is None else grace_period_seconds))

@@ -29,7 +29,7 @@ def delete_running_pods(
     Raises ``HarnessError`` when no running pod matches (a fault that hits nothing
     must not pass silently).
     """
-    pods = [p for p in cluster.list_pods(labels=labels) if p.phase == "Running"]
+    pods = [p for p in cluster.list_pods(labels=labels) if p.phase == "Running" and not p.deleting]
     if not pods:
         wanted = ",".join(f"{k}={v}" for k, v in labels.items())
         raise HarnessError(f"pod-delete found no running pod with labels {wanted}")

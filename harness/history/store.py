@@ -25,6 +25,7 @@ class History:
         self._events: list[Event] = load(path) if path.exists() else []
         self._file = path.open("a", encoding="utf-8")
         self._changed = threading.Condition()
+        self._interrupted = ""
 
     def append(self, event: Event) -> None:
         with self._changed:
@@ -49,6 +50,8 @@ class History:
         seen = 0
         with self._changed:
             while True:
+                if self._interrupted:
+                    raise HarnessError(f"stopped waiting for {what}: {self._interrupted}")
                 for event in self._events[seen:]:
                     if predicate(event):
                         return event
@@ -57,6 +60,12 @@ class History:
                 if left <= 0:
                     raise HarnessError(f"timed out after {timeout:g}s waiting for {what}")
                 self._changed.wait(min(left, 0.5))
+
+    def interrupt(self, reason: str) -> None:
+        """Make every current and future :meth:`wait_for` raise at once (the run is being stopped)."""
+        with self._changed:
+            self._interrupted = reason
+            self._changed.notify_all()
 
     def close(self) -> None:
         with self._changed:

@@ -65,6 +65,8 @@ def summary_document(suite: SuiteResult) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "run_id": suite.run_id,
         "cluster": suite.cluster,
+        "kubernetes_version": suite.kubernetes_version,
+        "interrupted": suite.interrupted,
         "started_at": iso(suite.started_at),
         "ended_at": iso(suite.ended_at),
         "duration_seconds": round(suite.ended_at - suite.started_at, 3),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -25,11 +26,13 @@ def start_on_free_port(
     undo: UndoLog,
     timeout: float,
     any_status: bool = False,
+    tls: ssl.SSLContext | None = None,
+    started: Callable[[int], None] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start ``what`` on a free 127.0.0.1 port and wait until ``ready_url(port)`` answers.
 
     A port probed free can be taken before the server binds it: then it retries
-    on another (three tries). Returns the process and its port; raises
+    on another (three tries). ``started(port)`` is called once the process exists, before it is ready. Returns the process and its port; raises
     ``ServiceError`` with the tail of its log when it never became ready.
     """
     why = ""
@@ -40,7 +43,9 @@ def start_on_free_port(
                 argv(port), env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, undo=undo,
                 description=f"{what} on 127.0.0.1:{port}",
             )
-        reason = wait_http(ready_url(port), proc=proc, timeout=timeout, any_status=any_status)
+        if started is not None:
+            started(port)
+        reason = wait_http(ready_url(port), proc=proc, timeout=timeout, any_status=any_status, tls=tls)
         if reason is None:
             return proc, port
         why = reason
@@ -50,10 +55,10 @@ def start_on_free_port(
     raise ServiceError(f"{what} did not become ready: {why}; its log ends: {log_tail(logfile)}")
 
 
-def http_ok(url: str, *, timeout: float = 1.0, any_status: bool = False) -> bool:
-    """True if ``url`` answers 200 (or any HTTP status when ``any_status``)."""
+def http_ok(url: str, *, timeout: float = 1.0, any_status: bool = False, tls: ssl.SSLContext | None = None) -> bool:
+    """True if ``url`` answers 200 (or any HTTP status when ``any_status``); ``tls`` verifies an https server."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(url, timeout=timeout, context=tls) as resp:
             return bool(resp.status == 200 or any_status)
     except urllib.error.HTTPError:
         return any_status
@@ -61,13 +66,16 @@ def http_ok(url: str, *, timeout: float = 1.0, any_status: bool = False) -> bool
         return False
 
 
-def wait_http(url: str, *, proc: subprocess.Popen[bytes], timeout: float, any_status: bool = False) -> str | None:
+def wait_http(
+    url: str, *, proc: subprocess.Popen[bytes], timeout: float, any_status: bool = False,
+    tls: ssl.SSLContext | None = None,
+) -> str | None:
     """Poll ``url`` until it answers. Returns None when ready, else why not
     (the process exited, or the timeout passed)."""
     deadline = time.monotonic() + timeout
     delay = 0.02
     while True:
-        if http_ok(url, timeout=1.0, any_status=any_status):
+        if http_ok(url, timeout=1.0, any_status=any_status, tls=tls):
             return None
         code = proc.poll()
         if code is not None:

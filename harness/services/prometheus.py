@@ -159,3 +159,4 @@ def _config(targets_dir: Path) -> str:
         },
         indent=2,
     )
+

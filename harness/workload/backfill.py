@@ -17,8 +17,8 @@ from harness.cluster.base import Cluster, EventSink
 from harness.workload.pipeline_run import PipelineRun, RunOutcome
 from harness.workload.settings import PipelineSettings
 
-BACKFILL_NICE = 19  # backfills get the smallest CPU share, as a low CPU request would give them
-BACKFILL_CPU_LIMIT = 0.5  # cores per backfill pod, as resources.limits.cpu: 500m
+BACKFILL_CPU_REQUEST = "50m"  # backfills get a small CPU share (process nodes: nice 18)
+BACKFILL_CPU_LIMIT = "500m"  # and at most half a core each (a CFS quota where cgroups are writable)
 
 
 def dates_before(end: str, days: int) -> list[str]:
@@ -87,7 +87,7 @@ class Backfill:
                 bucket=self._bucket,
                 s3_env=self._s3_env,
                 name=f"{self.name}-{day}",
-                cpu_nice=BACKFILL_NICE,
+                cpu_request=BACKFILL_CPU_REQUEST,
                 cpu_limit=BACKFILL_CPU_LIMIT,
             )
             self._runs.append(run)

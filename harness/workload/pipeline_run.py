@@ -8,17 +8,17 @@ injected while it trains.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.cluster.base import Cluster, EventSink, JobSpec
+from harness.cluster.base import PRIORITY_BACKFILL, PRIORITY_DAILY, Cluster, EventSink, JobSpec, RestartPolicy
 from harness.errors import HarnessError
 from harness.workload.settings import STEPS, PipelineSettings
 
-METRICS_LINGER_SECONDS = "8"  # Prometheus applies discovered targets at most every 5 s, then scrapes every 1 s
+METRICS_LINGER_SECONDS = "8"
+METRICS_PORT = 9100  # the container port Prometheus scrapes (process nodes map it to a free host port)  # Prometheus applies discovered targets at most every 5 s, then scrapes every 1 s
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,13 +45,15 @@ class PipelineRun:
         s3_env: dict[str, str],
         steps: Sequence[str] = STEPS,
         name: str = "",
-        cpu_nice: int = 0,
-        cpu_limit: float | None = None,
+        priority_class: str = "",
+        cpu_request: str = "",
+        cpu_limit: str = "",
     ) -> None:
         self.run_id = run_id
         self.name = name or run_id  # unique per launch: two launches of one run id (a retried backfill) coexist
         self.kind = kind
-        self._cpu_nice = cpu_nice
+        self._priority_class = priority_class or (PRIORITY_DAILY if kind == "daily" else PRIORITY_BACKFILL)
+        self._cpu_request = cpu_request
         self._cpu_limit = cpu_limit
         self._cluster = cluster
         self._sink = sink
@@ -106,17 +108,18 @@ class PipelineRun:
         }
         if step == self._steps[-1]:
             env["METRICS_LINGER_SECONDS"] = METRICS_LINGER_SECONDS
+        policy: RestartPolicy = "Never" if s.restart_policy == "Never" else "OnFailure"
         return JobSpec(
             name=self.job_name(step),
-            command=(sys.executable, "-m", "reference_pipeline", step),
+            command=("python", "-m", "reference_pipeline", step),
             env=env,
             labels={"pipeline": s.pipeline, "run": self.run_id, "step": step, "kind": self.kind},
             backoff_limit=s.backoff_limit,
-            backoff_base_seconds=s.backoff_base_seconds,
-            priority=100 if self.kind == "daily" else 0,
+            restart_policy=policy,
+            priority_class=self._priority_class,
             termination_grace_period_seconds=s.termination_grace_period_seconds,
-            expose_metrics=True,
-            cpu_nice=self._cpu_nice,
+            metrics_port=METRICS_PORT,
+            cpu_request=self._cpu_request,
             cpu_limit=self._cpu_limit,
         )
 

@@ -41,7 +41,7 @@ def pipeline_version() -> str:
 
 def cache_key(settings: PipelineSettings) -> str:
     # Restart policy and timeouts do not change what training computes.
-    relevant = replace(settings, backoff_limit=0, backoff_base_seconds=0.0, step_timeout_seconds=0.0)
+    relevant = replace(settings, backoff_limit=0, restart_policy="", step_timeout_seconds=0.0)
     blob = json.dumps({"pipeline": pipeline_version(), "settings": asdict(relevant)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

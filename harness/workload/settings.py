@@ -12,9 +12,11 @@ TRAINING_STEPS: tuple[str, ...] = ("ingest", "validate", "features", "train")
 class PipelineSettings:
     """Parameters of the reference pipeline (its environment contract).
 
-    ``None`` leaves the pipeline's own default. ``backoff_*`` are the Jobs'
-    restart backoff: Kubernetes uses 10 s doubling; the embedded cluster's runs
-    use a shorter base so recovery is measured, not the backoff.
+    ``None`` leaves the pipeline's own default. ``restart_policy`` is the Jobs'
+    pod restart policy: ``OnFailure`` restarts a failed container in place at once
+    (the kubelet's crash-loop backoff: 0 s, then 10 s doubling), ``Never`` makes the
+    Job controller replace the pod after its own backoff (10 s doubling). A deleted
+    or evicted pod is replaced at once under either.
     """
 
     pipeline: str = "reference"
@@ -25,8 +27,8 @@ class PipelineSettings:
     model_size: str = "small"
     broken: str = ""
     backoff_limit: int = 6
-    backoff_base_seconds: float = 0.1
-    termination_grace_period_seconds: float = 30.0
+    restart_policy: str = "OnFailure"
+    termination_grace_period_seconds: int = 30
     step_timeout_seconds: float = 600.0
 
     def env(self) -> dict[str, str]:

@@ -226,6 +226,16 @@ def test_alias_with_several_versions_passes() -> None:
     assert any("registry/ref/aliases/latest.json (3 version(s))" in line for line in result.evidence)
 
 
+def test_the_training_lease_is_rewritten_by_design_and_not_a_duplicate() -> None:
+    events, store = clean_run()
+    for renewal in range(4):
+        store.put(f"{PREFIX}/train.lease", str(renewal).encode())
+    result = check_duplicates(events, store.inventory())
+    assert result.verdict == "pass", result.evidence
+    assert any(f"{PREFIX}/train.lease (4 version(s))" in line for line in result.evidence)
+    assert not any("not judged" in line for line in result.evidence)
+
+
 def test_no_inventory_is_unknown_but_still_judges_the_history() -> None:
     events, _ = clean_run()
     result = check_duplicates(events, None)

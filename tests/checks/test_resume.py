@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 from harness.checks.interruptions import fault_outcomes
 from harness.checks.resume import check_resume
-from tests.checks.histories import RUN, SHA, TrainingHistory, graceful_then_forced
+from harness.history.events import CheckpointRestored, Event, PodExited, PodStarted, TrainingCompleted, TrainStep
+from tests.checks.histories import JOB, RUN, SHA, TrainingHistory, graceful_then_forced
 
 
 def verdict(events, reference=SHA):
@@ -88,3 +91,53 @@ def test_a_fault_that_missed_training_is_not_an_interruption():
     h.start_attempt(restore=None).train(1, 100).complete()
     events = h.end()
     assert [o.hit_training for o in fault_outcomes(events)] == []
+
+
+def _overlapping(*, replacement_restores_before_old_exits: bool) -> list[Event]:
+    """Kubernetes replaces a deleted pod at once: the new pod starts while the old one still saves its
+    SIGTERM checkpoint. A fenced pipeline restores only after the old attempt ended."""
+    h = TrainingHistory()
+    h.start_attempt(restore=None).train(1, 25).kill(grace=30, exit_code=143)
+    old = dict(pod=h.pod, job=JOB, attempt=h.attempt)
+    new = dict(pod=f"{JOB}-replacement", job=JOB, attempt=h.attempt + 1)
+    h.events.append(PodStarted(ts=h._tick(), node="node-b", pid=200, **new))
+    if replacement_restores_before_old_exits:
+        h.events.append(CheckpointRestored(ts=h._tick(), run_id=RUN, step=20, manifest_key="ck/20", seconds=0.01,
+                                           **new))
+    h.checkpoint(25, reason="sigterm")
+    h.events.append(PodExited(ts=h._tick(), node="node-a", exit_code=143, reason="Error", **old))
+    restored = 20 if replacement_restores_before_old_exits else 25
+    if not replacement_restores_before_old_exits:
+        h.events.append(CheckpointRestored(ts=h._tick(), run_id=RUN, step=25, manifest_key="ck/25", seconds=0.01,
+                                           **new))
+    for step in range(restored + 1, 101):
+        h.events.append(TrainStep(ts=h._tick(), run_id=RUN, step=step, loss=1.0, **new))
+    h.events.append(TrainingCompleted(ts=h._tick(), run_id=RUN, step=100, params_sha256=SHA, **new))
+    return h.end()
+
+
+def test_a_replacement_that_started_early_but_restored_after_the_old_attempt_ended_passes() -> None:
+    result = check_resume(_overlapping(replacement_restores_before_old_exits=False), run_id=RUN, reference_sha256=SHA)
+    assert result.verdict == "pass", result.evidence
+    assert f"{JOB}-replacement restored step 25" in result.evidence[0]
+
+
+def test_a_replacement_that_restored_while_the_old_attempt_still_saved_fails() -> None:
+    result = check_resume(_overlapping(replacement_restores_before_old_exits=True), run_id=RUN, reference_sha256=SHA)
+    assert result.verdict == "fail"
+    assert "restored step 20, but the latest complete checkpoint was step 25" in result.evidence[0]
+
+
+def test_a_container_restarted_in_place_is_a_new_attempt_of_the_same_pod() -> None:
+    h = TrainingHistory()
+    h.start_attempt(restore=None).train(1, 27).kill(grace=0, exit_code=137).exited(137)
+    pod = h.pod
+    h.start_attempt(restore=20)
+    h.events = [replace(e, pod=pod) if e.attempt == h.attempt else e for e in h.events]  # same pod, attempt 1
+    for step in range(21, 101):
+        h.events.append(TrainStep(ts=h._tick(), run_id=RUN, step=step, loss=1.0, pod=pod, job=JOB, attempt=h.attempt))
+    h.events.append(TrainingCompleted(ts=h._tick(), run_id=RUN, step=100, params_sha256=SHA, pod=pod, job=JOB,
+                                      attempt=h.attempt))
+    (outcome,) = fault_outcomes(h.end())
+    assert (outcome.resumed_pod, outcome.restored_step, outcome.steps_lost) == (pod, 20, 7)
+    assert outcome.recovery_seconds is not None

@@ -1,18 +1,15 @@
-"""Fixtures for the cluster tests: an undo log in tmp, a thread-safe event collector."""
+"""Helpers for tests that run pods: an event collector, a container command, a wait.
+
+The fixtures (``embedded``, ``cluster``, ``collector``, ``undo``) are in ``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
-import pytest
-
-from harness.cluster.process import ProcessCluster
 from harness.history.events import Event
-from harness.undo import UndoLog
 
 
 class Collector:
@@ -45,35 +42,8 @@ class Collector:
 
 
 def py(code: str) -> tuple[str, ...]:
-    """A pod command running ``code`` in this interpreter."""
-    return (sys.executable, "-c", code)
-
-
-@pytest.fixture
-def undo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> UndoLog:
-    monkeypatch.setenv("HARNESS_STATE_DIR", str(tmp_path / "state"))
-    return UndoLog(tmp_path / "state" / "undo")
-
-
-@pytest.fixture
-def collector() -> Collector:
-    return Collector()
-
-
-@pytest.fixture
-def make_cluster(tmp_path: Path, undo: UndoLog) -> Iterator[Callable[..., ProcessCluster]]:
-    made: list[ProcessCluster] = []
-
-    def make(**kwargs: object) -> ProcessCluster:
-        kwargs.setdefault("nodes", {"node-a": 1, "node-b": 1})
-        c = ProcessCluster(workdir=tmp_path / f"cluster{len(made)}", undo=undo, **kwargs)  # type: ignore[arg-type]
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close(grace_period_seconds=0)
-    assert undo.pending() == [], "every pod process must be reaped and its undo record removed"
+    """A container command running ``code`` in the pipeline image's Python."""
+    return ("python", "-c", code)
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout: float = 30.0, what: str = "condition") -> None:
@@ -81,14 +51,6 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float = 30.0, what: st
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(0.05)
 
 
-@pytest.fixture
-def helpers() -> object:
-    class H:
-        Collector = Collector
-        py = staticmethod(py)
-        wait_until = staticmethod(wait_until)
-
-    return H

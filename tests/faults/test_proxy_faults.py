@@ -62,7 +62,7 @@ def test_a_harness_killed_mid_fault_leaves_nothing_after_heal(tmp_path):
         from harness.services.proxy import ProxyFaults
         with embedded_environment() as env:
             env.proxy("s3").set_faults(ProxyFaults(latency_ms=200))
-            print(env.proxies["s3"].port, env.cluster.endpoint("s3"), flush=True)
+            print(env.proxies["s3"].port, env.s3_direct_url, flush=True)
             time.sleep(600)
     """)
     proc = subprocess.Popen([sys.executable, "-c", child], cwd=ROOT, stdout=subprocess.PIPE, text=True,

@@ -11,11 +11,11 @@ __all__ = ["cluster_ready"]
 
 
 def cluster_ready() -> bool:
-    """True when the cluster has a schedulable node and its S3 and Prometheus answer."""
-    cluster = runtime.current().env.cluster
-    if not any(n.schedulable for n in cluster.nodes()):
+    """True when the cluster has a Ready, schedulable node and the S3 store and Prometheus answer."""
+    env = runtime.current().env
+    if not any(n.schedulable and n.ready for n in env.cluster.nodes()):
         return False
-    return _answers(cluster.endpoint("s3")) and _answers(cluster.endpoint("prometheus") + "/-/ready")
+    return _answers(env.s3_direct_url) and _answers(env.prometheus_url + "/-/ready")
 
 
 def _answers(url: str) -> bool:

@@ -1,0 +1,136 @@
+"""Embedded Kubernetes benchmark: prints measured figures, asserts nothing.
+
+- control plane start, cold (first start after boot of this script) and warm (median of 3);
+- Job created -> its container's process started, median and p95 over 20 pods;
+- recovery (fault injected -> first new training step) after a graceful and a forced pod delete, and
+  after the container's process is killed (a crash), under ``restartPolicy: Never`` and ``OnFailure``;
+- resident memory of the control plane and the node agents.
+
+Usage: ``make bench`` or ``.venv/bin/python benchmarks/embedded_cluster.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from kubernetes import client, config
+
+from harness.cluster.base import JobSpec
+from harness.cluster.embedded.cluster import EmbeddedCluster
+from harness.environment import embedded_environment
+from harness.faults import pod_delete
+from harness.history.events import TrainStep
+from harness.history.store import History
+from harness.schedule import wait_for_training_step
+from harness.undo import UndoLog
+from harness.workload.pipeline_run import PipelineRun
+from harness.workload.settings import TRAINING_STEPS, PipelineSettings
+
+
+def control_plane_start(undo: UndoLog) -> list[float]:
+    times = []
+    for _ in range(4):
+        with EmbeddedCluster(undo=undo) as cluster:
+            times.append(cluster.started_in_seconds)
+    return times
+
+
+def pod_start_latency(env, count: int = 20) -> list[float]:
+    api = client.CoreV1Api(config.new_client_from_config(config_file=str(env.kubeconfig)))
+    namespace = env.cluster.namespace
+    latencies = []
+    for i in range(count):
+        name = f"start-{i}"
+        created = time.time()
+        env.cluster.submit_job(JobSpec(name=name, command=("sh", "-c", "date +%s.%N")), sink=lambda e: None)
+        env.cluster.wait_job(name, timeout=60)
+        pod = env.cluster.list_pods(labels={"job-name": name})[0]
+        started = float(api.read_namespaced_pod_log(pod.name, namespace).strip())
+        latencies.append(started - created)
+    return latencies
+
+
+def recovery(env, policy: str, tmp: Path) -> list[str]:
+    """Delete gracefully at step 150, force-delete at 300, kill the container's process at 450 and 600
+    (a crash: the second one meets the Job controller's or the kubelet's backoff)."""
+    settings = replace(PipelineSettings(), restart_policy=policy, train_steps=800)
+    run_id = f"bench-{policy.lower()}"
+    lines = []
+    api = client.CoreV1Api(config.new_client_from_config(config_file=str(env.kubeconfig)))
+    with History(tmp / f"{run_id}.jsonl") as history:
+        run = PipelineRun(cluster=env.cluster, sink=history.append, settings=settings, run_id=run_id,
+                          kind="daily", bucket="bench", s3_env=dict(env.s3_env), steps=TRAINING_STEPS)
+        run.start()
+        for step, how in ((150, "graceful delete"), (300, "forced delete"), (450, "process killed"),
+                          (600, "process killed again")):
+            wait_for_training_step(history, run_id=run_id, step=step, timeout=300)
+            pods = [p for p in env.cluster.list_pods(labels={"run": run_id, "step": "train"})
+                    if p.phase == "Running" and not p.deleting]
+            hit = (pods[0].name, _attempt(history, pods[0].name))
+            injected = time.time()
+            if how.startswith("process killed"):
+                status = api.read_namespaced_pod(pods[0].name, env.cluster.namespace).status
+                pid = int(status.container_statuses[0].container_id.split("://")[1])
+                os.kill(pid, signal.SIGKILL)
+            else:
+                pod_delete.delete_running_pods(cluster=env.cluster, sink=history.append,
+                                               labels={"run": run_id, "step": "train"},
+                                               grace_period_seconds=30 if how == "graceful delete" else 0,
+                                               fault_id=f"bench-{step}")
+            first = history.wait_for(lambda e: isinstance(e, TrainStep) and e.run_id == run_id and e.ts > injected
+                                     and (e.pod, e.attempt) != hit, timeout=120, what="the first new training step")
+            lines.append(f"  {policy:9} {how:20}: first new training step after {first.ts - injected:.2f} s")
+        outcome = run.wait(timeout=600)
+        lines.append(f"  {policy:9} run {'succeeded' if outcome.succeeded else 'FAILED: ' + outcome.detail}")
+    return lines
+
+
+def _attempt(history: History, pod: str) -> int:
+    steps = [e for e in history.events() if isinstance(e, TrainStep) and e.pod == pod]
+    return steps[-1].attempt if steps else -1
+
+
+def memory_mib(undo: UndoLog) -> dict[str, float]:
+    rss: dict[str, float] = {}
+    for record in undo.pending():
+        if record.kind != "process":
+            continue
+        try:
+            status = Path(f"/proc/{record.pid}/status").read_text()
+        except OSError:
+            continue
+        kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+        name = record.description.split(" of ")[0].split(" on ")[0]
+        rss[name] = rss.get(name, 0.0) + kb / 1024
+    return rss
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        undo = UndoLog(tmp / "undo")
+        starts = control_plane_start(undo)
+        print(f"embedded cluster start (control plane ready and both nodes Ready): first {starts[0]:.2f} s, "
+              f"warm median {statistics.median(starts[1:]):.2f} s (runs {', '.join(f'{s:.2f}' for s in starts)})")
+        os.environ["HARNESS_STATE_DIR"] = str(tmp / "state")
+        with embedded_environment(run="bench", cache_dir=tmp / "cache") as env:
+            latencies = sorted(pod_start_latency(env))
+            p95 = latencies[int(round(0.95 * (len(latencies) - 1)))]
+            print(f"Job created -> container process started, {len(latencies)} pods: median "
+                  f"{statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
+            rss = memory_mib(UndoLog(tmp / "state" / "undo"))
+            print("resident memory: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in sorted(rss.items())))
+            print("recovery (fault -> first new training step):")
+            for policy in ("Never", "OnFailure"):
+                for line in recovery(env, policy, tmp):
+                    print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

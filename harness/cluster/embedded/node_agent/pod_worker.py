@@ -1,0 +1,370 @@
+"""One pod on a process node, from binding to removal, as a kubelet runs it.
+
+The worker starts the pod's container, restarts it in place under
+``restartPolicy: OnFailure``/``Always`` with the kubelet's crash-loop backoff
+(at once the first time, then 10 s doubling up to 5 min), reports pod status
+(phase, container state with exit code and reason, times, restart count, pod IP)
+and honours deletion: SIGTERM, the pod's ``deletionGracePeriodSeconds``,
+SIGKILL, final status, then removes the pod object.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.cluster.embedded.node_agent.container import ContainerProcess
+from harness.cluster.embedded.node_agent.cpu_limits import CpuLimits
+from harness.cluster.embedded.node_agent.env import container_env
+from harness.cluster.embedded.node_agent.quantity import cpu_cores
+from harness.errors import HarnessError
+from harness.undo import UndoLog
+
+__all__ = ["PodWorker", "FINALIZER", "PORT_ANNOTATION_PREFIX", "crash_loop_delay"]
+
+log = logging.getLogger(__name__)
+
+FINALIZER = "mlchaos.io/process-node"
+"""Holds a force-deleted pod until its container's end has been reported, so every exit code is seen."""
+
+PORT_ANNOTATION_PREFIX = "ports.mlchaos.io/"
+"""``ports.mlchaos.io/<port name>``: the host port a process node gave that container port."""
+
+PodDict = dict[str, Any]
+StatusPatch = Callable[[str, str, Any], None]
+Remove = Callable[[str, str, str], None]
+
+
+def crash_loop_delay(restarts: int) -> float:
+    """The kubelet's restart backoff before restart number ``restarts`` (1-based): 0, 10, 20, ... 300 s."""
+    if restarts <= 1:
+        return 0.0
+    return float(min(10 * 2 ** (restarts - 2), 300))
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _iso(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class PodWorker:
+    """Runs one pod; ``update`` feeds it the latest pod object from the watch."""
+
+    def __init__(
+        self,
+        *,
+        pod: PodDict,
+        node: str,
+        workdir: Path,
+        pod_cwd: Path,
+        undo: UndoLog,
+        cpu_limits: CpuLimits,
+        patch_status: StatusPatch,
+        patch_metadata: StatusPatch,
+        remove: Remove,
+        allocate_port: Callable[[], int],
+    ) -> None:
+        meta = pod["metadata"]
+        self.namespace: str = meta["namespace"]
+        self.name: str = meta["name"]
+        self.uid: str = meta["uid"]
+        self._node = node
+        self._pod = pod
+        self._gone = False  # the object was removed from the API
+        self._cond = threading.Condition()
+        self._workdir = workdir
+        self._pod_cwd = pod_cwd
+        self._undo = undo
+        self._cpu_limits = cpu_limits
+        self._patch_status = patch_status
+        self._patch_metadata = patch_metadata
+        self._remove = remove
+        self._allocate_port = allocate_port
+        self._container: ContainerProcess | None = None
+        self._attempt_logs: list[Path] = []
+        self._restarts = 0
+        self._started_at = time.time()
+        self._shutdown_grace: float | None = None
+        self.finished = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"pod-{self.name}", daemon=True)
+
+    # --- inputs ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def update(self, pod: PodDict) -> None:
+        with self._cond:
+            self._pod = pod
+            self._cond.notify_all()
+
+    def gone(self) -> None:
+        """The pod object was removed (a forced delete that skipped our finalizer, or a lost agent)."""
+        with self._cond:
+            self._gone = True
+            self._cond.notify_all()
+
+    def shutdown(self, *, grace_cap: float) -> None:
+        """The agent is stopping: end the container (its grace period, at most ``grace_cap``)."""
+        with self._cond:
+            self._shutdown_grace = grace_cap
+            self._cond.notify_all()
+
+    # --- logs ------------------------------------------------------------------
+
+    def log_file(self, *, previous: bool) -> tuple[Path | None, Callable[[], bool]]:
+        """The current (or previous) attempt's log and a function telling whether that attempt has ended."""
+        with self._cond:
+            index = len(self._attempt_logs) - (2 if previous else 1)
+            if index < 0:
+                return None, lambda: True
+            path = self._attempt_logs[index]
+            container = self._container
+            current = index == len(self._attempt_logs) - 1
+        if not current or container is None:
+            return path, lambda: True
+        return path, lambda: not container.running
+
+    # --- the pod's life --------------------------------------------------------
+
+    def _spec_container(self) -> Mapping[str, Any]:
+        containers = (self._pod.get("spec") or {}).get("containers") or []
+        if len(containers) != 1 or (self._pod["spec"].get("initContainers")):
+            raise HarnessError("process nodes run pods with exactly one container and no init containers")
+        return containers[0]
+
+    def _deleting(self) -> bool:
+        return bool(self._pod["metadata"].get("deletionTimestamp")) or self._gone or self._shutdown_grace is not None
+
+    def _grace(self) -> float:
+        if self._shutdown_grace is not None:
+            own = float(self._pod["spec"].get("terminationGracePeriodSeconds") or 30)
+            return min(own, self._shutdown_grace)
+        value = self._pod["metadata"].get("deletionGracePeriodSeconds")
+        if value is None:
+            value = self._pod["spec"].get("terminationGracePeriodSeconds", 30)
+        return 0.0 if self._gone else float(value)
+
+    def _run(self) -> None:
+        try:
+            self._live()
+        except Exception:
+            log.exception("pod %s/%s: worker failed", self.namespace, self.name)
+        finally:
+            self.finished.set()
+
+    def _live(self) -> None:
+        with self._cond:
+            if self._deleting():
+                self._finish_deleted(exit_code=None)
+                return
+        try:
+            container = self._spec_container()
+            self._assign_ports(container)
+        except HarnessError as exc:
+            self._report_waiting("CreateContainerConfigError", str(exc), phase="Pending")
+            self._wait_for_deletion()
+            return
+        policy = (self._pod.get("spec") or {}).get("restartPolicy", "Always")
+        while True:
+            if not self._start_container(container):
+                self._wait_for_deletion()
+                return
+            process = self._container
+            assert process is not None
+            with self._cond:
+                while process.running and not self._deleting():
+                    self._cond.wait(0.5)
+                deleting = self._deleting()
+            if deleting:
+                code = process.kill(grace_seconds=self._grace())
+                self._finish_deleted(exit_code=code)
+                return
+            process.wait()
+            code = process.exit_code
+            assert code is not None
+            restart = policy == "Always" or (policy == "OnFailure" and code != 0)
+            if not restart:
+                self._report_terminated(process, phase="Succeeded" if code == 0 else "Failed")
+                self._wait_for_deletion()
+                return
+            self._restarts += 1
+            delay = crash_loop_delay(self._restarts)
+            self._report_terminated(process, phase="Running", waiting="CrashLoopBackOff" if delay else "")
+            with self._cond:
+                deadline = time.monotonic() + delay
+                while not self._deleting() and time.monotonic() < deadline:
+                    self._cond.wait(deadline - time.monotonic())
+                if self._deleting():
+                    self._finish_deleted(exit_code=None)
+                    return
+            container = self._spec_container()
+
+    def _wait_for_deletion(self) -> None:
+        with self._cond:
+            while not self._deleting():
+                self._cond.wait()
+        self._finish_deleted(exit_code=None)
+
+    def _assign_ports(self, container: Mapping[str, Any]) -> None:
+        """Pods here share the host's loopback address: each named container port gets a free host port."""
+        annotations = dict(self._pod["metadata"].get("annotations") or {})
+        changes: dict[str, str] = {}
+        for port in container.get("ports") or []:
+            name = port.get("name")
+            if not name:
+                continue
+            host = str(self._allocate_port())
+            if annotations.get("prometheus.io/port") == str(port["containerPort"]):
+                changes["prometheus.io/port"] = host
+            changes[PORT_ANNOTATION_PREFIX + name] = host
+        finalizers = list(self._pod["metadata"].get("finalizers") or [])
+        body: PodDict = {"metadata": {"annotations": changes}} if changes else {"metadata": {}}
+        if FINALIZER not in finalizers:
+            body["metadata"]["finalizers"] = [*finalizers, FINALIZER]
+        self._patch_metadata(self.namespace, self.name, body)
+        with self._cond:
+            self._pod["metadata"].setdefault("annotations", {}).update(changes)
+
+    def _start_container(self, container: Mapping[str, Any]) -> bool:
+        argv = [*(container.get("command") or []), *(container.get("args") or [])]
+        resources = container.get("resources") or {}
+        limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+        logfile = (self._workdir / "pods" / f"{self.namespace}_{self.name}_{self.uid}" / container["name"]
+                   / f"{self._restarts}.log")
+        try:
+            if not argv:
+                raise HarnessError("the container has no command: process nodes do not run images' entrypoints")
+            env = container_env(self._pod, container)
+            process = ContainerProcess(
+                argv=argv, env=env, cwd=Path(container.get("workingDir") or self._pod_cwd), logfile=logfile,
+                undo=self._undo, description=f"pod {self.namespace}/{self.name} on {self._node}",
+                cpu_limits=self._cpu_limits,
+                cpu_limit=cpu_cores(limits["cpu"]) if "cpu" in limits else None,
+                cpu_request=cpu_cores(requests["cpu"]) if "cpu" in requests else None,
+            )
+        except (OSError, HarnessError) as exc:
+            logfile.parent.mkdir(parents=True, exist_ok=True)
+            with open(logfile, "a", encoding="utf-8") as out:
+                out.write(f"cannot start {argv}: {exc}\n")
+            self._report_waiting("CreateContainerError", str(exc), phase="Pending")
+            return False
+        with self._cond:
+            self._container = process
+            self._attempt_logs.append(logfile)
+        self._report_running(process)
+        return True
+
+    # --- status ----------------------------------------------------------------
+
+    def _container_name(self) -> str:
+        return str(((self._pod.get("spec") or {}).get("containers") or [{}])[0].get("name", "main"))
+
+    def _base_status(self, phase: str, *, ready: bool) -> PodDict:
+        flag = "True" if ready else "False"
+        return {
+            "phase": phase,
+            "hostIP": "127.0.0.1",
+            "podIP": "127.0.0.1",
+            "podIPs": [{"ip": "127.0.0.1"}],
+            "startTime": _iso(self._started_at),
+            "conditions": [
+                {"type": "Initialized", "status": "True", "lastTransitionTime": _now()},
+                {"type": "ContainersReady", "status": flag, "lastTransitionTime": _now()},
+                {"type": "Ready", "status": flag, "lastTransitionTime": _now()},
+            ],
+        }
+
+    def _container_status(self, state: PodDict, *, last: PodDict | None, ready: bool, pid: int = 0) -> PodDict:
+        status: PodDict = {
+            "name": self._container_name(),
+            "image": str(self._spec_container_safe().get("image", "")),
+            "imageID": "",
+            "containerID": f"process://{pid}" if pid else None,
+            "ready": ready,
+            "started": ready,
+            "restartCount": self._restarts,
+            # Strategic merge keeps keys it is not told to drop: null out the other states.
+            "state": {"waiting": None, "running": None, "terminated": None, **state},
+        }
+        if last is not None:
+            status["lastState"] = {"waiting": None, "running": None, "terminated": None, **last}
+        return status
+
+    def _spec_container_safe(self) -> Mapping[str, Any]:
+        containers = (self._pod.get("spec") or {}).get("containers") or [{}]
+        return containers[0]
+
+    def _terminated(self, process: ContainerProcess) -> PodDict:
+        code = process.exit_code if process.exit_code is not None else 137
+        return {"terminated": {
+            "exitCode": code,
+            "reason": "Completed" if code == 0 else "Error",
+            "startedAt": _iso(process.started_at),
+            "finishedAt": _iso(process.finished_at or time.time()),
+            "containerID": f"process://{process.pid}",
+        }}
+
+    def _report(self, status: PodDict) -> None:
+        try:
+            self._patch_status(self.namespace, self.name, {"status": status})
+        except Exception as exc:  # the pod may be gone already; the next report or deletion settles it
+            log.debug("pod %s/%s: status not reported: %s", self.namespace, self.name, exc)
+
+    def _report_running(self, process: ContainerProcess) -> None:
+        status = self._base_status("Running", ready=True)
+        last = self._last_terminated
+        status["containerStatuses"] = [self._container_status(
+            {"running": {"startedAt": _iso(process.started_at)}}, last=last, ready=True, pid=process.pid)]
+        self._report(status)
+
+    _last_terminated: PodDict | None = None
+
+    def _report_terminated(self, process: ContainerProcess, *, phase: str, waiting: str = "") -> None:
+        terminated = self._terminated(process)
+        status = self._base_status(phase, ready=False)
+        if waiting or phase == "Running":
+            # Restarting in place: the ended attempt becomes lastState.
+            self._last_terminated = terminated
+            state = {"waiting": {"reason": waiting or "ContainerCreating"}}
+            status["containerStatuses"] = [self._container_status(state, last=terminated, ready=False)]
+        else:
+            status["containerStatuses"] = [self._container_status(terminated, last=self._last_terminated,
+                                                                  ready=False, pid=process.pid)]
+        self._report(status)
+
+    def _report_waiting(self, reason: str, message: str, *, phase: str) -> None:
+        status = self._base_status(phase, ready=False)
+        status["containerStatuses"] = [self._container_status(
+            {"waiting": {"reason": reason, "message": message[:500]}}, last=None, ready=False)]
+        self._report(status)
+
+    def _finish_deleted(self, *, exit_code: int | None) -> None:
+        """Report the final state (a deleted pod of any restart policy ends Failed unless it
+        completed), then remove the object as a kubelet does once its containers are gone."""
+        process = self._container
+        if not self._gone:
+            if process is not None and exit_code is not None:
+                self._report_terminated(process, phase="Succeeded" if exit_code == 0 else "Failed")
+            try:
+                # A JSON patch: a strategic merge would add to the finalizer list, never remove from it.
+                kept = [f for f in (self._pod["metadata"].get("finalizers") or []) if f != FINALIZER]
+                self._patch_metadata(self.namespace, self.name, [
+                    {"op": "replace", "path": "/metadata/finalizers", "value": kept}])
+                self._remove(self.namespace, self.name, self.uid)
+            except Exception as exc:
+                log.debug("pod %s/%s: not removed: %s", self.namespace, self.name, exc)
+        if process is not None and process.running:
+            process.kill(grace_seconds=0)
+        lifecycle_note = "removed" if not self._gone else "gone from the API"
+        log.info("pod %s/%s %s", self.namespace, self.name, lifecycle_note)
+
+

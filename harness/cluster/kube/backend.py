@@ -1,0 +1,346 @@
+"""``KubernetesCluster``: the ``Cluster`` protocol over the official Kubernetes client, for every cluster.
+
+Each suite run works in its own labelled namespace (``mlchaos-<run>``). Pipeline
+steps are ``batch/v1`` Jobs; daily runs get a higher PriorityClass than
+backfills, and backfill pods are limited by a ResourceQuota scoped to their
+PriorityClass, so a backfill storm queues in Kubernetes itself. Waits are built
+on the collector's watches, not on sleep loops. Cordons and the namespace have
+undo records, so ``heal`` reverts them after a killed run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from harness.cluster.base import (
+    PRIORITY_BACKFILL,
+    PRIORITY_DAILY,
+    DrainBlocked,
+    EventSink,
+    JobSpec,
+    JobStatus,
+    NodeInfo,
+    PodInfo,
+)
+from harness.cluster.kube import undo_kinds
+from harness.cluster.kube.manifests import (
+    MANAGED_LABELS,
+    job_manifest,
+    namespace_manifest,
+    priority_class_manifest,
+    scoped_quota_manifest,
+)
+from harness.cluster.kube.pod_events import PodEventCollector
+from harness.errors import HarnessError, ServiceError
+from harness.undo import UndoLog
+
+__all__ = ["KubernetesCluster", "DEFAULT_IMAGE"]
+
+DEFAULT_IMAGE = "ml-chaos-harness/pipeline:local"
+_EVICTION_RETRY_SECONDS = 0.5
+
+
+class KubernetesCluster:
+    """Works in namespace ``namespace`` of the cluster ``kubeconfig`` (``context``) reaches.
+
+    ``backfill_pods`` is the scoped quota on backfill pods. ``flavor`` names the
+    cluster in reports (``embedded``, ``kind``, ``existing``).
+    """
+
+    def __init__(
+        self,
+        *,
+        kubeconfig: Path,
+        namespace: str,
+        run: str,
+        undo: UndoLog,
+        context: str | None = None,
+        flavor: str = "embedded",
+        image: str = DEFAULT_IMAGE,
+        backfill_pods: int = 1,
+    ) -> None:
+        self._kubeconfig = Path(kubeconfig)
+        self._context = context
+        try:
+            api_client = config.new_client_from_config(config_file=str(kubeconfig), context=context)
+        except Exception as exc:
+            raise ServiceError(f"cannot load kubeconfig {kubeconfig} (context {context or 'current'}): {exc}") from exc
+        api_client.configuration.connection_pool_maxsize = 64
+        self._client = api_client
+        self._core = client.CoreV1Api(api_client)
+        self._batch = client.BatchV1Api(api_client)
+        self._scheduling = client.SchedulingV1Api(api_client)
+        self._namespace = namespace
+        self._run = run
+        self._undo = undo
+        self._flavor = flavor
+        self._image = image
+        self._backfill_pods = backfill_pods
+        self._version = ""
+        self._stack = contextlib.ExitStack()
+        self._collector = PodEventCollector(core=self._core, batch=self._batch, namespace=namespace,
+                                            serialize=api_client.sanitize_for_serialization)
+        self._cordons: dict[str, str] = {}  # node -> undo record id
+        self._eviction_version = ""
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def __enter__(self) -> KubernetesCluster:
+        try:
+            self._version = client.VersionApi(self._client).get_code().git_version
+        except Exception as exc:
+            raise ServiceError(f"the cluster in {self._kubeconfig} does not answer: {exc}; is it running?") from exc
+        try:
+            self._create_namespace()
+            self._ensure_priority_classes()
+            self._create_quota()
+            self._collector.start()
+            self._stack.callback(self._collector.stop)
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Uncordon what this run cordoned and delete its namespace. Idempotent."""
+        for node in list(self._cordons):
+            with contextlib.suppress(Exception):
+                self.uncordon(node)
+        self._stack.close()
+
+    @property
+    def kind(self) -> str:
+        return self._flavor
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def namespace(self) -> str:
+        return self._namespace
+
+    def _create_namespace(self) -> None:
+        record = undo_kinds.add_namespace_record(self._undo, kubeconfig=self._kubeconfig, context=self._context,
+                                                 namespace=self._namespace, ephemeral=self._flavor == "embedded")
+        self._core.create_namespace(namespace_manifest(self._namespace, run=self._run))
+
+        def delete() -> None:
+            with contextlib.suppress(ApiException):
+                self._core.delete_namespace(self._namespace, propagation_policy="Background")
+            self._undo.remove(record.id)
+
+        self._stack.callback(delete)
+
+    def _ensure_priority_classes(self) -> None:
+        for name, value, description in (
+            (PRIORITY_DAILY, 1000, "ML chaos harness: daily pipeline runs"),
+            (PRIORITY_BACKFILL, 0, "ML chaos harness: backfill runs"),
+        ):
+            try:
+                self._scheduling.create_priority_class(priority_class_manifest(name, value=value,
+                                                                               description=description))
+            except ApiException as exc:
+                if exc.status != 409:  # it exists: another run made it, and it is the same
+                    raise
+
+    def _create_quota(self) -> None:
+        self._core.create_namespaced_resource_quota(
+            self._namespace, scoped_quota_manifest("backfill-pods", priority_class=PRIORITY_BACKFILL,
+                                                   pods=self._backfill_pods))
+        # Until the quota controller has filled in status.hard, the API server refuses every pod in its scope.
+        deadline = time.monotonic() + 30
+        while not (self._core.read_namespaced_resource_quota("backfill-pods", self._namespace).status or
+                   client.V1ResourceQuotaStatus()).hard:
+            if time.monotonic() > deadline:
+                raise ServiceError("the ResourceQuota for backfills was not initialised by the quota controller "
+                                   "within 30 s; is kube-controller-manager running?")
+            time.sleep(0.05)
+
+    # --- nodes -----------------------------------------------------------------------
+
+    def nodes(self) -> list[NodeInfo]:
+        pods = self._core.list_pod_for_all_namespaces(field_selector="status.phase!=Succeeded,status.phase!=Failed")
+        running: dict[str, int] = {}
+        for p in pods.items:
+            if p.spec.node_name:
+                running[p.spec.node_name] = running.get(p.spec.node_name, 0) + 1
+        result = []
+        for n in self._core.list_node().items:
+            ready = any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
+            result.append(NodeInfo(name=n.metadata.name, pods=int((n.status.capacity or {}).get("pods", 0)),
+                                   schedulable=not n.spec.unschedulable, ready=ready,
+                                   running=running.get(n.metadata.name, 0)))
+        return sorted(result, key=lambda n: n.name)
+
+    def cordon(self, node: str) -> None:
+        if node not in self._cordons:
+            self._cordons[node] = undo_kinds.add_cordon_record(
+                self._undo, kubeconfig=self._kubeconfig, context=self._context, node=node,
+                ephemeral=self._flavor == "embedded").id
+        self._set_unschedulable(node, True)
+
+    def uncordon(self, node: str) -> None:
+        self._set_unschedulable(node, False)
+        record = self._cordons.pop(node, None)
+        if record is not None:
+            self._undo.remove(record)
+
+    def _set_unschedulable(self, node: str, value: bool) -> None:
+        try:
+            self._core.patch_node(node, {"spec": {"unschedulable": value}})
+        except ApiException as exc:
+            if exc.status == 404:
+                raise HarnessError(f"no node named {node!r}; nodes: {[n.name for n in self.nodes()]}") from None
+            raise
+
+    def drain(self, node: str, *, grace_period_seconds: float | None = None, timeout: float = 120.0) -> list[PodInfo]:
+        self.cordon(node)
+        pods = [p for p in self._core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
+                if p.status.phase not in ("Succeeded", "Failed") and not p.metadata.deletion_timestamp]
+        deadline = time.monotonic() + timeout
+        pending = list(pods)
+        blocked = ""
+        while pending:
+            still = []
+            for pod in pending:
+                try:
+                    self._evict(pod.metadata.name, pod.metadata.namespace, grace_period_seconds)
+                except ApiException as exc:
+                    if exc.status == 429:  # a PodDisruptionBudget refuses, for now
+                        blocked = _message(exc)
+                        still.append(pod)
+                    elif exc.status != 404:
+                        raise
+            pending = still
+            if pending:
+                if time.monotonic() > deadline:
+                    names = ", ".join(p.metadata.name for p in pending)
+                    raise DrainBlocked(f"drain of {node} blocked after {timeout:g} s: {names} not evicted "
+                                       f"({blocked}); relax the PodDisruptionBudget or raise the timeout")
+                time.sleep(_EVICTION_RETRY_SECONDS)
+        ours = [p.metadata.name for p in pods if p.metadata.namespace == self._namespace]
+        for name in ours:
+            self._wait_gone(name, timeout=max(timeout, (grace_period_seconds or 30) + 30))
+        return [self._final(name) for name in ours]
+
+    def _evict(self, name: str, namespace: str, grace: float | None) -> None:
+        if not self._eviction_version:
+            groups = client.ApisApi(self._client).get_api_versions().groups
+            policy = next((g for g in groups if g.name == "policy"), None)
+            versions = {v.version for v in (policy.versions if policy else [])}
+            self._eviction_version = "policy/v1" if "v1" in versions else "policy/v1beta1"
+        body: dict[str, Any] = {"apiVersion": self._eviction_version, "kind": "Eviction",
+                                "metadata": {"name": name, "namespace": namespace}}
+        if grace is not None:
+            body["deleteOptions"] = {"gracePeriodSeconds": int(grace)}
+        self._core.create_namespaced_pod_eviction(name, namespace, body)
+
+    # --- jobs and pods ---------------------------------------------------------------
+
+    def submit_job(self, spec: JobSpec, *, sink: EventSink) -> None:
+        if not spec.command:
+            raise HarnessError(f"job {spec.name!r} has an empty command; give JobSpec.command")
+        self._collector.track(spec.name, sink)
+        try:
+            self._batch.create_namespaced_job(self._namespace, job_manifest(spec, namespace=self._namespace,
+                                                                            image=self._image))
+        except ApiException as exc:
+            raise HarnessError(f"the cluster refused job {spec.name!r}: {_message(exc)}") from None
+
+    def job_status(self, name: str) -> JobStatus:
+        try:
+            job = self._batch.read_namespaced_job(name, self._namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise HarnessError(f"no job named {name!r} in namespace {self._namespace}") from None
+            raise
+        reported, succeeded = self._collector.job_finished(name)
+        status = job.status
+        return JobStatus(name=name, active=status.active or 0, failed=self._collector.job_failures(name),
+                         succeeded=bool(succeeded) and reported, finished=reported)
+
+    def wait_job(self, name: str, *, timeout: float) -> JobStatus:
+        if not self._collector.wait(lambda: self._collector.job_finished(name)[0], timeout=timeout):
+            raise HarnessError(f"job {name!r} did not finish within {timeout:g} s; look at its pods with "
+                               f"kubectl --kubeconfig {self._kubeconfig} -n {self._namespace} get pods")
+        reported, succeeded = self._collector.job_finished(name)
+        return JobStatus(name=name, active=0, failed=self._collector.job_failures(name), succeeded=bool(succeeded),
+                         finished=reported)
+
+    def list_pods(self, *, labels: Mapping[str, str] | None = None) -> list[PodInfo]:
+        selector = ",".join(f"{k}={v}" for k, v in {**MANAGED_LABELS, **(labels or {})}.items())
+        items = self._core.list_namespaced_pod(self._namespace, label_selector=selector).items
+        items.sort(key=lambda p: (p.metadata.creation_timestamp, p.metadata.name))
+        return [self._collector.pod(p.metadata.name) or _info(p) for p in items]
+
+    def delete_pod(self, name: str, *, grace_period_seconds: float | None = None) -> PodInfo:
+        if grace_period_seconds is not None and grace_period_seconds < 0:
+            raise HarnessError(f"grace period {grace_period_seconds} for pod {name!r} is negative; use 0 or more")
+        options = client.V1DeleteOptions(
+            grace_period_seconds=None if grace_period_seconds is None else int(grace_period_seconds))
+        try:
+            self._core.delete_namespaced_pod(name, self._namespace, body=options)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise HarnessError(f"no pod named {name!r} in namespace {self._namespace}") from None
+            raise
+        self._wait_gone(name, timeout=(grace_period_seconds if grace_period_seconds is not None else 30) + 60)
+        return self._final(name)
+
+    def delete_job(self, name: str) -> None:
+        self._collector.forget_job(name)
+        try:
+            self._batch.delete_namespaced_job(name, self._namespace, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        selector = ",".join(f"{k}={v}" for k, v in {**MANAGED_LABELS, "job-name": name}.items())
+        for pod in self._core.list_namespaced_pod(self._namespace, label_selector=selector).items:
+            with contextlib.suppress(ApiException):
+                self._core.delete_namespaced_pod(pod.metadata.name, self._namespace)
+            self._wait_gone(pod.metadata.name, timeout=(pod.spec.termination_grace_period_seconds or 30) + 30)
+
+    def _wait_gone(self, name: str, *, timeout: float) -> None:
+        if not self._collector.wait(lambda: self._collector.pod_gone(name), timeout=timeout):
+            raise HarnessError(f"pod {name!r} still exists {timeout:g} s after its deletion; is its node's "
+                               f"kubelet (node agent) running?")
+
+    def _final(self, name: str) -> PodInfo:
+        info = self._collector.pod(name)
+        if info is None:
+            raise HarnessError(f"pod {name!r} was never seen in namespace {self._namespace}")
+        return info
+
+
+def _info(pod: client.V1Pod) -> PodInfo:
+    cs = (pod.status.container_statuses or [None])[0]
+    ended = None
+    if cs is not None:
+        ended = (cs.state.terminated if cs.state else None) or (cs.last_state.terminated if cs.last_state else None)
+    return PodInfo(
+        name=pod.metadata.name, job=(pod.metadata.labels or {}).get("job-name", ""), node=pod.spec.node_name or "",
+        phase=pod.status.phase or "Pending", labels=dict(pod.metadata.labels or {}),
+        restart_count=cs.restart_count if cs else 0, exit_code=ended.exit_code if ended else None,
+        reason=(ended.reason or "") if ended else "", deleting=pod.metadata.deletion_timestamp is not None,
+    )
+
+
+def _message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body).get("message", exc.reason))
+    except (TypeError, ValueError):
+        return str(exc.reason)

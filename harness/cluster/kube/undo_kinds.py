@@ -1,0 +1,92 @@
+"""Undo records for what the Kubernetes backend changes in a cluster: cordons and its namespace.
+
+``heal`` reverts them with a client built from the recorded kubeconfig. A
+kubeconfig file that no longer exists means its cluster is gone (an embedded
+cluster's folder is removed with it), so there is nothing left to revert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from harness.errors import HarnessError
+from harness.undo import UndoLog, UndoRecord, register_kind
+
+__all__ = ["add_cordon_record", "add_namespace_record"]
+
+
+def add_cordon_record(undo: UndoLog, *, kubeconfig: Path, context: str | None, node: str,
+                      ephemeral: bool) -> UndoRecord:
+    """``ephemeral``: the cluster lives only as long as the harness run (the embedded one)."""
+    return undo.add(kind="k8s-cordon", description=f"cordon of node {node}",
+                    extra={"kubeconfig": str(kubeconfig), "context": context or "", "node": node,
+                           "ephemeral": "1" if ephemeral else ""})
+
+
+def add_namespace_record(undo: UndoLog, *, kubeconfig: Path, context: str | None, namespace: str,
+                         ephemeral: bool) -> UndoRecord:
+    return undo.add(kind="k8s-namespace", description=f"namespace {namespace}",
+                    extra={"kubeconfig": str(kubeconfig), "context": context or "", "namespace": namespace,
+                           "ephemeral": "1" if ephemeral else ""})
+
+
+def _api(record: UndoRecord) -> client.CoreV1Api | None:
+    path = Path(record.extra["kubeconfig"])
+    if not path.exists():
+        return None
+    api_client = config.new_client_from_config(config_file=str(path), context=record.extra.get("context") or None)
+    api_client.configuration.retries = 1
+    return client.CoreV1Api(api_client)
+
+
+def _unreachable(record: UndoRecord, exc: Exception) -> HarnessError | None:
+    """None when the cluster was the run's own and is gone with it; else the error to report."""
+    if record.extra.get("ephemeral"):
+        return None
+    return HarnessError(f"cannot reach the cluster of {record.extra['kubeconfig']} to undo the {record.description} "
+                        f"({exc}); run heal again once it answers")
+
+
+def _undo(record: UndoRecord, *, what: str, act: Callable[[client.CoreV1Api], object], done: str) -> str:
+    """Run ``act`` against the recorded cluster; a 404 means it is undone already."""
+    api = _api(record)
+    if api is None:
+        return f"{what}: its cluster is gone"
+    try:
+        act(api)
+    except ApiException as exc:
+        if exc.status == 404:
+            return f"{what} is already gone"
+        _raise_unless_gone(record, exc)
+        return f"{what}: its cluster is gone"
+    except Exception as exc:  # urllib3 connection errors
+        _raise_unless_gone(record, exc)
+        return f"{what}: its cluster is gone"
+    return done
+
+
+def _heal_cordon(record: UndoRecord) -> str:
+    node = record.extra["node"]
+    return _undo(record, what=f"node {node}", done=f"uncordoned node {node}",
+                 act=lambda api: api.patch_node(node, {"spec": {"unschedulable": False}}, _request_timeout=5))
+
+
+def _heal_namespace(record: UndoRecord) -> str:
+    namespace = record.extra["namespace"]
+    return _undo(record, what=f"namespace {namespace}", done=f"deleted namespace {namespace}",
+                 act=lambda api: api.delete_namespace(namespace, propagation_policy="Background",
+                                                      _request_timeout=5))
+
+
+def _raise_unless_gone(record: UndoRecord, exc: Exception) -> None:
+    error = _unreachable(record, exc)
+    if error is not None:
+        raise error from exc
+
+
+register_kind("k8s-cordon", _heal_cordon)
+register_kind("k8s-namespace", _heal_namespace)
