@@ -18,7 +18,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -34,7 +34,11 @@ __all__ = [
     "finish",
     "free_port",
     "install_signal_handlers",
+    "reinstall_signal_handlers",
     "restore_signal_handlers",
+    "on_interrupt",
+    "request_interrupt",
+    "interruption",
 ]
 
 Redirect = int | IO[Any] | None
@@ -163,6 +167,10 @@ def free_port() -> int:
 
 
 _Handler = Any  # what signal.getsignal returns
+_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+_installed: _Handler = None
+_hooks: list[Callable[[str], None]] = []
+_hooks_lock = threading.Lock()
 
 
 def install_signal_handlers() -> dict[int, _Handler]:
@@ -173,21 +181,54 @@ def install_signal_handlers() -> dict[int, _Handler]:
     resort). Returns the previous handlers for :func:`restore_signal_handlers`.
     Must be called from the main thread.
     """
+    global _installed
     fired = False
 
     def handler(signum: int, frame: FrameType | None) -> None:
         nonlocal fired
-        interruption.set()
+        request_interrupt(f"received {signal.Signals(signum).name}")
         if fired:
             return
         fired = True
         raise Interrupted(f"received {signal.Signals(signum).name}")
 
     interruption.clear()
+    _installed = handler
     previous: dict[int, _Handler] = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+    for sig in _SIGNALS:
         previous[sig] = signal.signal(sig, handler)
     return previous
+
+
+def reinstall_signal_handlers() -> None:
+    """Put the harness's handlers back where a library replaced them for a while (Chaos Toolkit turns
+    SIGTERM into an exception that an activity can swallow). Main thread only; no-op when none are installed."""
+    if _installed is not None:
+        for sig in _SIGNALS:
+            signal.signal(sig, _installed)
+
+
+def on_interrupt(hook: Callable[[str], None]) -> Callable[[], None]:
+    """Call ``hook(reason)`` (in a thread of its own) when the harness is told to stop; returns the remover."""
+    with _hooks_lock:
+        _hooks.append(hook)
+
+    def remove() -> None:
+        with _hooks_lock:
+            if hook in _hooks:
+                _hooks.remove(hook)
+
+    return remove
+
+
+def request_interrupt(reason: str) -> None:
+    """Stop what is running: set :data:`interruption` and run the hooks. Safe in a signal handler: the
+    hooks run in threads, so no lock the interrupted code holds is needed here."""
+    interruption.set()
+    with _hooks_lock:
+        hooks = list(_hooks)
+    for hook in hooks:
+        threading.Thread(target=hook, args=(reason,), name="interrupt", daemon=True).start()
 
 
 def restore_signal_handlers(previous: Mapping[int, _Handler]) -> None:

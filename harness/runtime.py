@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from harness import lifecycle
 from harness.cluster.base import Cluster
 from harness.errors import HarnessError
 from harness.history.events import FaultHealed, FaultInjected
@@ -75,9 +76,10 @@ class ActiveExperiment:
     def interrupt(self, reason: str) -> None:
         """Stop the experiment now: waits in activities raise, pipeline runs and backfills are cancelled.
         The run is then judged ``interrupted``, never passed."""
-        if self.interrupted:
-            return
-        self.interrupted = reason
+        with self._lock:
+            if self.interrupted:
+                return
+            self.interrupted = reason
         self.history.interrupt(reason)
         self.cancel_runs()
         self.heal()
@@ -190,12 +192,15 @@ _current: ActiveExperiment | None = None
 
 
 def current() -> ActiveExperiment:
-    """The active experiment; raises when activities run outside one."""
+    """The active experiment; raises when activities run outside one, or once it was interrupted
+    (so the rest of an interrupted method does nothing)."""
     if _current is None:
         raise HarnessError(
             "no harness experiment is active: run experiments through pytest (make chaos), "
             "`mlchaos run`, or `chaos run` with the harness control declared in the experiment"
         )
+    if _current.interrupted:
+        raise HarnessError(f"experiment {_current.name!r} was interrupted ({_current.interrupted}); nothing more is done")
     return _current
 
 
@@ -210,8 +215,12 @@ def activate(experiment: ActiveExperiment) -> Iterator[ActiveExperiment]:
         if _current is not None:
             raise HarnessError(f"experiment {_current.name!r} is already running; experiments run one at a time")
         _current = experiment
+    remove_hook = lifecycle.on_interrupt(experiment.interrupt)
+    if lifecycle.interruption.is_set():
+        experiment.interrupt("the harness was told to stop")
     try:
         yield experiment
     finally:
+        remove_hook()
         with _lock:
             _current = None

@@ -39,20 +39,44 @@ def test_validate_accepts_the_shipped_experiments():
 
 def _harness_processes() -> list[str]:
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "moto.server" in line or line.startswith("/usr/bin/prometheus")]
+    started = ("moto.server", "/usr/bin/prometheus", "/usr/bin/etcd", "kube-apiserver", "kube-controller-manager",
+               "kube-scheduler", "node_agent")
+    return [line for line in out.splitlines() if any(name in line for name in started)]
+
+
+def _run_with_path(tmp_path, *binaries: str) -> subprocess.CompletedProcess[str]:
+    """``mlchaos run`` with only ``binaries`` (and ``nice``, ``sh`` for pods) on PATH."""
+    import os
+    import shutil
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in (*binaries, "nice", "sh"):
+        found = shutil.which(name)
+        assert found, f"{name} is not installed here"
+        (bindir / name).symlink_to(found)
+    env = {**os.environ, "PATH": str(bindir), "HARNESS_STATE_DIR": str(tmp_path / "state")}
+    return subprocess.run([sys.executable, "-m", "harness.cli", "run", str(ROOT / "experiments" / "pod-delete.yaml"),
+                           "--reports", str(tmp_path / "reports")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=180)
 
 
 def test_missing_prometheus_binary_exits_2_and_leaves_nothing_running(tmp_path):
-    import os
-
     before = _harness_processes()
-    env = {**os.environ, "PATH": str(tmp_path), "HARNESS_STATE_DIR": str(tmp_path / "state")}
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(ROOT / "experiments" / "pod-delete.yaml"),
-                           "--reports", str(tmp_path / "reports")], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    proc = _run_with_path(tmp_path, "etcd")
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "Prometheus binary 'prometheus' not found" in proc.stderr and "apt-get install" in proc.stderr
+    assert _harness_processes() == before  # the control plane that had started is stopped again
+    assert not list((tmp_path / "state" / "undo").glob("*.json"))
+
+
+def test_missing_etcd_binary_exits_2_with_the_apt_line(tmp_path):
+    before = _harness_processes()
+    proc = _run_with_path(tmp_path, "prometheus")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert "etcd binary is not on PATH" in proc.stderr and "apt-get install -y etcd-server" in proc.stderr
     assert _harness_processes() == before
     assert not list((tmp_path / "state" / "undo").glob("*.json"))
 

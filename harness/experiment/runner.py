@@ -10,7 +10,7 @@ from pathlib import Path
 from chaoslib.experiment import run_experiment as chaoslib_run
 from chaoslib.run import RunEventHandler
 
-from harness import runtime
+from harness import lifecycle, runtime
 from harness.experiment.model import ExperimentSpec
 from harness.experiment.progress import ProgressReporter
 from harness.experiment.result import ExperimentResult
@@ -28,6 +28,11 @@ class _StopOnInterrupt(RunEventHandler):  # type: ignore[misc]  # chaoslib is un
     def __init__(self, experiment: runtime.ActiveExperiment) -> None:
         super().__init__()
         self._experiment = experiment
+
+    def started(self, experiment: Any, journal: Any) -> None:
+        # Chaos Toolkit's own SIGTERM handler raises inside the running activity, which reports it as a failed
+        # activity and goes on; the harness's handler raises KeyboardInterrupt, which ends the method.
+        lifecycle.reinstall_signal_handlers()
 
     def interrupted(self, experiment: Any, journal: Any) -> None:
         self._experiment.interrupt("the run was interrupted (SIGTERM)")
