@@ -1,7 +1,8 @@
 """``python -m reference_pipeline <step>``: run one step as its own process.
 
 Exit codes: 0 success (or idempotent skip), 2 user/config error (one line on
-stderr), 3 a gate failed (freshness, AUC), 143 stopped gracefully by SIGTERM.
+stderr), 3 a gate failed (freshness, AUC), 4 fenced out: another attempt of the
+run holds the training lease (one line on stderr), 143 stopped gracefully by SIGTERM.
 """
 
 from __future__ import annotations
@@ -11,7 +12,17 @@ import time
 
 from . import broken
 from .config import Config
-from .errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_TERMINATED, EXIT_USER_ERROR, GateFailed, Terminated, UserError
+from .errors import (
+    EXIT_FENCED,
+    EXIT_GATE_FAILED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    EXIT_USER_ERROR,
+    Fenced,
+    GateFailed,
+    Terminated,
+    UserError,
+)
 from .events import emit
 from .metrics import Metrics
 from .s3 import Store
@@ -49,6 +60,9 @@ def main(argv: list[str]) -> int:
     except GateFailed as error:
         print(f"reference_pipeline {step_name}: {error}", file=sys.stderr)
         code = EXIT_GATE_FAILED
+    except Fenced as error:
+        print(f"reference_pipeline {step_name}: {error}", file=sys.stderr)
+        return EXIT_FENCED
     except Terminated:
         return EXIT_TERMINATED  # within the grace period: no linger
     seconds = time.perf_counter() - started

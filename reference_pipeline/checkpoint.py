@@ -9,6 +9,10 @@ restore would use.
 Saving is split so training is blocked as little as possible: the caller
 serializes the state to bytes synchronously (a consistent snapshot), and the
 upload and the manifest happen in a background thread, at most one in flight.
+
+Writes are fenced: ``fence`` (the training lease's ``ensure_held``) is called
+before the state and before the manifest, and when it raises ``Fenced`` the
+checkpoint is not written, so an attempt that lost its lease writes nothing more.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,6 +31,7 @@ import torch
 
 from . import broken
 from .config import Config
+from .errors import Fenced
 from .events import emit
 from .metrics import Metrics
 from .s3 import Store
@@ -63,10 +69,14 @@ def serialize(state: dict[str, Any]) -> bytes:
 class Checkpointer:
     """Saves and restores the checkpoints of one run."""
 
-    def __init__(self, config: Config, store: Store, metrics: Metrics) -> None:
+    def __init__(self, config: Config, store: Store, metrics: Metrics,
+                 fence: Callable[[], None] | None = None) -> None:
+        """``fence`` is called before each write and raises ``Fenced`` when this process
+        may no longer write the run's checkpoints; None: unfenced."""
         self._config = config
         self._store = store
         self._metrics = metrics
+        self._fence = fence if fence is not None else (lambda: None)
         self._inflight: threading.Thread | None = None
         self.last_complete_step: int | None = None
 
@@ -148,6 +158,7 @@ class Checkpointer:
                             sha256=hashlib.sha256(payload).hexdigest(), size=len(payload))
         manifest_key = f"{directory}/{MANIFEST}"
         try:
+            self._fence()
             if not self._store.put_if_absent(manifest.state_key, payload):
                 # An earlier attempt uploaded this step's state and died before the
                 # manifest. Training is deterministic, so the bytes must be equal;
@@ -155,7 +166,11 @@ class Checkpointer:
                 existing = self._store.get(manifest.state_key)
                 if existing is None or hashlib.sha256(existing.body).hexdigest() != manifest.sha256:
                     raise RuntimeError(f"{manifest.state_key} exists with different content")
+            self._fence()
             created = self._store.put_if_absent(manifest_key, json.dumps(asdict(manifest)).encode())
+        except Fenced as error:  # not a storage failure: this attempt may not write any more
+            print(f"reference_pipeline: checkpoint of step {step} not written: {error}", file=sys.stderr)
+            return
         except Exception as error:  # noqa: BLE001 - any failure only loses this checkpoint
             self._metrics.checkpoint_failures.inc()
             print(f"reference_pipeline: checkpoint of step {step} failed: {error}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import socket
 from dataclasses import dataclass
 from typing import Callable, Mapping, TypeVar
 
@@ -17,6 +18,11 @@ T = TypeVar("T")
 # make a train process of about 25 s; a checkpoint lands about every 2 s.
 DEFAULT_TRAIN_STEPS = 1000
 DEFAULT_CHECKPOINT_EVERY = 100
+# The training lease (lease.py): a lease not renewed for this long (by the S3
+# server's clock) is stale; an attempt gives up waiting for it after the timeout.
+DEFAULT_LEASE_STALE_SECONDS = 4.0
+MIN_LEASE_STALE_SECONDS = 3.0  # renewals every 1 s, S3 timestamps in whole seconds, and a safety margin
+DEFAULT_LEASE_TIMEOUT_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,9 @@ class Config:
     run_started_at: float | None
     auc_gate: float
     broken: frozenset[str]
+    lease_stale_seconds: float = DEFAULT_LEASE_STALE_SECONDS
+    lease_timeout_seconds: float = DEFAULT_LEASE_TIMEOUT_SECONDS
+    lease_holder: str = ""  # who holds the training lease: POD_NAME, else <hostname>-<pid>
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
@@ -85,6 +94,12 @@ class Config:
             run_started_at=parsed("RUN_STARTED_AT", started, float, "unix seconds") if started else None,
             auc_gate=parsed("AUC_GATE", "0.70", float, "a number between 0 and 1"),
             broken=broken.parse(env.get("PIPELINE_BROKEN", "")),
+            lease_stale_seconds=parsed("LEASE_STALE_SECONDS", str(DEFAULT_LEASE_STALE_SECONDS),
+                                       _at_least(MIN_LEASE_STALE_SECONDS),
+                                       f"a number of seconds, at least {MIN_LEASE_STALE_SECONDS:g}"),
+            lease_timeout_seconds=parsed("LEASE_TIMEOUT_SECONDS", str(DEFAULT_LEASE_TIMEOUT_SECONDS),
+                                         _at_least(0.0), "a number of seconds"),
+            lease_holder=env.get("POD_NAME", "").strip() or f"{socket.gethostname()}-{os.getpid()}",
         )
 
     @property
@@ -103,6 +118,11 @@ class Config:
         return f"{self.run_prefix}/checkpoints/step-{step:06d}"
 
     @property
+    def lease_key(self) -> str:
+        """The training lease of the run, next to its checkpoints (see lease.py)."""
+        return f"{self.run_prefix}/train.lease"
+
+    @property
     def model_key(self) -> str:
         return f"{self.run_prefix}/model/model.pt"
 
@@ -116,6 +136,16 @@ def _positive_int(raw: str) -> int:
     if value <= 0:
         raise ValueError(raw)
     return value
+
+
+def _at_least(minimum: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw)
+        if not value >= minimum:  # also refuses nan
+            raise ValueError(raw)
+        return value
+
+    return parse
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:

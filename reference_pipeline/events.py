@@ -4,6 +4,8 @@ Each event is ONE JSON line ``{"event": <kind>, "ts": <unix seconds>, ...fields}
 with exactly the fields the harness's history defines for that kind (the harness
 adds ``pod``/``job``/``attempt`` itself). The field sets are repeated here rather
 than imported, because a user's pipeline does not have the harness installed.
+The ``lease_*`` kinds (the training lease, ``lease.py``) are the pipeline's own:
+the harness keeps them as ``UnknownEvent``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ FIELDS: dict[str, frozenset[str]] = {
         "artifact_written": "run_id artifact key logical_id",
         "evaluated": "run_id metric value threshold passed",
         "model_registered": "run_id version created",
+        # The training lease (lease.py): an attempt found it held by another (held_by)
+        # and waits; it got it after `seconds` because the holder released it, let it go
+        # stale, or was this pod's previous container (how: released, stale, restarted);
+        # it lost it while training (reason) and stops.
+        "lease_waiting": "run_id holder held_by",
+        "lease_waited": "run_id holder held_by seconds how",
+        "lease_lost": "run_id holder reason",
     }.items()
 }
 

@@ -4,10 +4,14 @@ every publish atomic and idempotent.
 Only conditional ``PutObject`` is used for publishing (``IfNoneMatch='*'`` to
 create, ``IfMatch=<etag>`` to replace): moto, like some S3 implementations, does
 not enforce conditions on ``CopyObject``, so a copy is never a safe promotion.
+The same conditional writes (plus a conditional ``DeleteObject``) carry the
+training lease (``lease.py``), so it shares this client, endpoint and retries.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import socket
 import time
 import urllib.parse
@@ -20,13 +24,23 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import UserError
 
+_CONFLICT = ("PreconditionFailed", "412", "ConditionalRequestConflict")
+_MISSING = ("NoSuchKey", "404", "NotFound")
+
 
 @dataclass(frozen=True)
 class Object:
-    """An object's bytes and the ETag to use for an ``IfMatch`` replace."""
+    """An object's bytes and the ETag to use for an ``IfMatch`` replace.
+
+    ``last_modified`` and ``server_time`` (the answer's ``Date`` header) both come
+    from the S3 server's clock, so their difference is an age that no client clock
+    enters; either is None when the server did not send it.
+    """
 
     body: bytes
     etag: str
+    last_modified: dt.datetime | None = None
+    server_time: dt.datetime | None = None
 
 
 class Store:
@@ -110,7 +124,7 @@ class Store:
 
     def put_if_absent(self, key: str, body: bytes) -> bool:
         """Create ``key`` atomically. False if it already existed (left untouched)."""
-        return self._put(key, body, IfNoneMatch="*")
+        return self._put(key, body, IfNoneMatch="*") is not None
 
     def publish(self, key: str, body: bytes) -> bool:
         """Publish a final artifact once: :meth:`put_if_absent`, except in the broken
@@ -123,16 +137,39 @@ class Store:
 
     def put_if_match(self, key: str, body: bytes, etag: str) -> bool:
         """Replace ``key`` only if it still has ``etag``. False if someone changed it."""
-        return self._put(key, body, IfMatch=etag)
+        return self._put(key, body, IfMatch=etag) is not None
 
-    def _put(self, key: str, body: bytes, **condition: str) -> bool:
+    def create(self, key: str, body: bytes) -> str | None:
+        """:meth:`put_if_absent` that answers the new object's ETag; None if ``key`` existed."""
+        return self._put(key, body, IfNoneMatch="*")
+
+    def replace(self, key: str, body: bytes, etag: str) -> str | None:
+        """:meth:`put_if_match` that answers the new ETag; None if ``key`` has another ETag or is gone."""
+        return self._put(key, body, missing_is_conflict=True, IfMatch=etag)
+
+    def delete_if_match(self, key: str, etag: str) -> bool:
+        """Delete ``key`` only if it still has ``etag``: True when deleted (or already
+        gone), False when it has another ETag (someone replaced it; left untouched)."""
         try:
-            self._call("put_object", Bucket=self.bucket, Key=key, Body=body, **condition)
+            self._call("delete_object", Bucket=self.bucket, Key=key, IfMatch=etag)
         except ClientError as error:
-            if _code(error) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            if _code(error) in _CONFLICT:
                 return False
+            if _code(error) in _MISSING:
+                return True
             raise
         return True
+
+    def _put(self, key: str, body: bytes, *, missing_is_conflict: bool = False, **condition: str) -> str | None:
+        """A conditional PUT: the new ETag, or None when the condition failed (412;
+        with ``missing_is_conflict``, also 404, the answer to ``IfMatch`` on a gone key)."""
+        try:
+            response = self._call("put_object", Bucket=self.bucket, Key=key, Body=body, **condition)
+        except ClientError as error:
+            if _code(error) in _CONFLICT or (missing_is_conflict and _code(error) in _MISSING):
+                return None
+            raise
+        return str(response["ETag"])
 
     def get(self, key: str) -> Object | None:
         """The object at ``key``, or None if there is none."""
@@ -142,7 +179,8 @@ class Store:
             if _code(error) in ("NoSuchKey", "404"):
                 return None
             raise
-        return Object(body=response["Body"].read(), etag=response["ETag"])
+        return Object(body=response["Body"].read(), etag=response["ETag"],
+                      last_modified=response.get("LastModified"), server_time=_server_time(response))
 
     def exists(self, key: str) -> bool:
         try:
@@ -166,6 +204,17 @@ class Store:
 
     def delete(self, key: str) -> None:
         self._call("delete_object", Bucket=self.bucket, Key=key)
+
+
+def _server_time(response: dict[str, Any]) -> dt.datetime | None:
+    """The S3 server's clock when it answered: the ``Date`` response header."""
+    raw = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    if not raw:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
 
 
 def _code(error: ClientError) -> str:

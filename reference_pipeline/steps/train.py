@@ -26,15 +26,22 @@ import torch
 
 from .. import broken, data
 from ..checkpoint import Checkpointer, serialize
-from ..errors import Terminated, UserError
+from ..errors import Fenced, Terminated, UserError
 from ..events import emit
+from ..lease import TrainingLease
 from ..model import SPECS, build, params_sha256
 from . import features
 from .context import Context
 
 
 def run(ctx: Context) -> None:
-    """Train to TRAIN_STEPS from the latest complete checkpoint, then publish model.pt."""
+    """Train to TRAIN_STEPS from the latest complete checkpoint, then publish model.pt.
+
+    Fenced by the run's training lease (``lease.py``): acquired before any restore
+    (waiting while another attempt of the run holds it), renewed while training,
+    released only after the SIGTERM checkpoint or the model is written; an attempt
+    that loses it stops with ``LeaseLost`` (exit 4) and writes nothing more.
+    """
     c = ctx.config
     if ctx.store.exists(c.model_key):
         ctx.skip("model already published")
@@ -49,56 +56,76 @@ def run(ctx: Context) -> None:
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=c.train_steps)
     xs, ys = torch.from_numpy(train_x).to(device), torch.from_numpy(train_y).to(device)
     batches_per_epoch = len(xs) // spec.batch_size  # the last partial batch is dropped
-    checkpoints = Checkpointer(c, ctx.store, ctx.metrics)
+    # Taken after the start-up above, so that a replacement's start-up overlaps the
+    # old attempt's SIGTERM save (or its lease going stale after a SIGKILL).
+    lease = TrainingLease(ctx.store, c.lease_key, run_id=c.run_id, holder=c.lease_holder,
+                          stale_seconds=c.lease_stale_seconds, timeout_seconds=c.lease_timeout_seconds)
+    checkpoints = Checkpointer(c, ctx.store, ctx.metrics, fence=lease.ensure_held)
+    lease.acquire(stop)
+    try:
+        if ctx.store.exists(c.model_key):  # the attempt we waited for finished the run
+            ctx.skip("model already published")
+            lease.release()
+            return
 
-    step = 0
-    if broken.IGNORE_CHECKPOINT not in c.broken:
-        restored = checkpoints.restore_latest()
-        if restored is not None:
-            step = _load_state(restored.state, model, optimizer, scheduler, c.train_steps, batches_per_epoch)
-            emit("checkpoint_restored", run_id=c.run_id, step=restored.step,
-                 manifest_key=restored.manifest_key, seconds=round(restored.seconds, 6))
-    emit("training_started", run_id=c.run_id, start_step=step, total_steps=c.train_steps,
-         checkpoint_every=c.checkpoint_every, seed=c.seed, device=str(device))
+        step = 0
+        if broken.IGNORE_CHECKPOINT not in c.broken:
+            restored = checkpoints.restore_latest()
+            if restored is not None:
+                step = _load_state(restored.state, model, optimizer, scheduler, c.train_steps, batches_per_epoch)
+                emit("checkpoint_restored", run_id=c.run_id, step=restored.step,
+                     manifest_key=restored.manifest_key, seconds=round(restored.seconds, 6))
+        emit("training_started", run_id=c.run_id, start_step=step, total_steps=c.train_steps,
+             checkpoint_every=c.checkpoint_every, seed=c.seed, device=str(device))
 
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    order, order_epoch = torch.empty(0, dtype=torch.long), -1
-    model.train()
-    while step < c.train_steps:
-        if stop.is_set():
-            # Between steps: the state is exactly "step steps done", so nothing is lost.
-            emit("sigterm_received", run_id=c.run_id, step=step)
-            started = time.perf_counter()
-            payload = serialize(_state(model, optimizer, scheduler, step, c.train_steps, batches_per_epoch))
-            checkpoints.save(step, payload, reason="sigterm",
-                             serialize_seconds=time.perf_counter() - started, background=False)
-            raise Terminated(f"SIGTERM at step {step}; checkpoint saved")
-        epoch, batch = divmod(step, batches_per_epoch)
-        if epoch != order_epoch:
-            generator = torch.Generator().manual_seed(c.seed * 1_000_003 + epoch)
-            order, order_epoch = torch.randperm(len(xs), generator=generator).to(device), epoch
-        index = order[batch * spec.batch_size : (batch + 1) * spec.batch_size]
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(xs[index]).squeeze(1), ys[index])
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        step += 1
-        emit("train_step", run_id=c.run_id, step=step, loss=float(loss.item()))
-        ctx.metrics.step_done(step)
-        if step % c.checkpoint_every == 0:
-            started = time.perf_counter()
-            payload = serialize(_state(model, optimizer, scheduler, step, c.train_steps, batches_per_epoch))
-            checkpoints.save(step, payload, reason="periodic",
-                             serialize_seconds=time.perf_counter() - started, background=True)
-    checkpoints.wait()
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+        order, order_epoch = torch.empty(0, dtype=torch.long), -1
+        model.train()
+        while step < c.train_steps:
+            lease.check()  # lost: stop here, nothing more is written
+            if stop.is_set():
+                # Between steps: the state is exactly "step steps done", so nothing is lost.
+                emit("sigterm_received", run_id=c.run_id, step=step)
+                started = time.perf_counter()
+                payload = serialize(_state(model, optimizer, scheduler, step, c.train_steps, batches_per_epoch))
+                checkpoints.save(step, payload, reason="sigterm",
+                                 serialize_seconds=time.perf_counter() - started, background=False)
+                lease.check()
+                lease.release()  # after the manifest: a waiting attempt restores this checkpoint
+                raise Terminated(f"SIGTERM at step {step}; checkpoint saved")
+            epoch, batch = divmod(step, batches_per_epoch)
+            if epoch != order_epoch:
+                generator = torch.Generator().manual_seed(c.seed * 1_000_003 + epoch)
+                order, order_epoch = torch.randperm(len(xs), generator=generator).to(device), epoch
+            index = order[batch * spec.batch_size : (batch + 1) * spec.batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xs[index]).squeeze(1), ys[index])
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            emit("train_step", run_id=c.run_id, step=step, loss=float(loss.item()))
+            ctx.metrics.step_done(step)
+            if step % c.checkpoint_every == 0:
+                started = time.perf_counter()
+                payload = serialize(_state(model, optimizer, scheduler, step, c.train_steps, batches_per_epoch))
+                checkpoints.save(step, payload, reason="periodic",
+                                 serialize_seconds=time.perf_counter() - started, background=True)
+        checkpoints.wait()
 
-    digest = params_sha256(model)
-    buffer = io.BytesIO()
-    torch.save({"spec": asdict(spec), "inputs": int(train_x.shape[1]), "step": step, "params_sha256": digest,
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, buffer)
-    if ctx.store.publish(c.model_key, buffer.getvalue()):  # 412: an earlier attempt published it
-        ctx.published("model", c.model_key, f"model/{c.run_id}")
+        digest = params_sha256(model)
+        buffer = io.BytesIO()
+        torch.save({"spec": asdict(spec), "inputs": int(train_x.shape[1]), "step": step, "params_sha256": digest,
+                    "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, buffer)
+        lease.ensure_held()
+        if ctx.store.publish(c.model_key, buffer.getvalue()):  # 412: an earlier attempt published it
+            ctx.published("model", c.model_key, f"model/{c.run_id}")
+        lease.release()
+    except (Terminated, Fenced):
+        raise  # released after the SIGTERM checkpoint; a lost lease is not ours to release
+    except BaseException:
+        lease.abandon()  # a checkpoint may still be in flight: let the lease go stale instead
+        raise
     emit("training_completed", run_id=c.run_id, step=step, params_sha256=digest)
 
 
