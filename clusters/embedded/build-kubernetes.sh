@@ -3,13 +3,13 @@
 # and installs them in a cache keyed by version; etcd comes from Debian's `etcd-server`. Nothing is downloaded
 # except through apt. A second run with the binaries cached does nothing.
 #
-#   build-kubernetes.sh [CACHE_ROOT]     (default: ${XDG_CACHE_HOME:-~/.cache}/ml-chaos-harness/kubernetes)
+#   build-kubernetes.sh [CACHE_ROOT]  (default: $HARNESS_KUBERNETES_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/ml-chaos-harness/kubernetes)
 set -euo pipefail
 
 K8S_VERSION=v1.20.2
 SRC_PACKAGE=kubernetes
 SRC_VERSION_PREFIX=1.20.5+really1.20.2
-CACHE_ROOT=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/ml-chaos-harness/kubernetes}
+CACHE_ROOT=${1:-${HARNESS_KUBERNETES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ml-chaos-harness/kubernetes}}
 BIN_DIR=$CACHE_ROOT/$K8S_VERSION/bin
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler)
 APT_PACKAGES=(golang-go rsync make dpkg-dev etcd-server golang-github-modern-go-reflect2-dev)
