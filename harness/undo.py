@@ -41,6 +41,7 @@ __all__ = [
     "group_members",
 ]
 
+HEAL_PASSES = 5
 HEAL_GRACE_SECONDS = 3.0
 """How long :func:`heal` waits after SIGTERM before it SIGKILLs a process group."""
 
@@ -269,20 +270,30 @@ def heal(log: UndoLog) -> list[str]:
     or healing resources that vanished on their own, is harmless. Records that
     could not be undone stay pending; HarnessError lists them after all others
     have been tried.
+
+    A process still alive while heal runs may create records of its own (a node
+    agent restarts a container heal just killed), so heal passes over the log
+    again until a pass finds nothing new; by then what created them is gone.
     """
     done: list[str] = []
     failures: list[str] = []
-    for record in reversed(log.pending()):
-        handler = _HANDLERS.get(record.kind)
-        if handler is None:
-            failures.append(f"{record.id}: unknown kind {record.kind!r}")
-            continue
-        try:
-            done.append(handler(record))
-        except (OSError, HarnessError) as exc:
-            failures.append(f"{record.id} ({record.description}): {exc}")
-            continue
-        log.remove(record.id)
+    tried: set[str] = set()
+    for _ in range(HEAL_PASSES):
+        records = [r for r in reversed(log.pending()) if r.id not in tried]
+        if not records:
+            break
+        for record in records:
+            tried.add(record.id)
+            handler = _HANDLERS.get(record.kind)
+            if handler is None:
+                failures.append(f"{record.id}: unknown kind {record.kind!r}")
+                continue
+            try:
+                done.append(handler(record))
+            except (OSError, HarnessError) as exc:
+                failures.append(f"{record.id} ({record.description}): {exc}")
+                continue
+            log.remove(record.id)
     if failures:
         raise HarnessError(
             "could not undo " + "; ".join(failures) + f"; fix these by hand and delete their files in {log.directory}"

@@ -147,3 +147,23 @@ def test_signal_handlers_raise_interrupted_once() -> None:
         lifecycle.restore_signal_handlers(previous)
     assert signal.getsignal(signal.SIGTERM) == previous[signal.SIGTERM]
     assert issubclass(lifecycle.Interrupted, KeyboardInterrupt)
+
+
+def test_heal_also_undoes_records_created_while_it_runs(tmp_path):
+    """A process heal has not reached yet (a node agent) may create a record (a restarted container):
+    heal passes again until nothing new appears."""
+    from harness.undo import register_kind
+
+    log = UndoLog(tmp_path / "undo")
+    late = tmp_path / "late"
+
+    def spawner(record):
+        late.mkdir()
+        log.add_tempdir(path=late, description="made while healing")
+        return "undid the spawner"
+
+    register_kind("test-spawner", spawner)
+    log.add(kind="test-spawner", description="spawns a record when undone")
+    done = heal(log)
+    assert done[0] == "undid the spawner" and any("made while healing" in line for line in done)
+    assert not late.exists() and log.pending() == []
