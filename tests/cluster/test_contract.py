@@ -164,14 +164,14 @@ def test_a_pod_disruption_budget_blocks_the_drain_and_it_says_so(cluster: Kubern
 
 def test_the_backfill_quota_queues_a_second_backfill_pod_while_the_daily_pod_runs(
         cluster: KubernetesCluster, collector: Collector) -> None:
-    short = py("import time; time.sleep(4)")
+    short = py("import time; time.sleep(6)")
     cluster.submit_job(JobSpec(name="daily", command=SLEEPER, priority_class=PRIORITY_DAILY), sink=collector)
+    _running(cluster, "daily")
     for name in ("backfill-1", "backfill-2"):
         cluster.submit_job(JobSpec(name=name, command=short, priority_class=PRIORITY_BACKFILL,
                                    labels={"kind": "backfill"}), sink=collector)
-    _running(cluster, "daily")
-    first = _running(cluster, "backfill-1")
-    assert first
+        if name == "backfill-1":
+            assert _running(cluster, "backfill-1")
     # The quota (1 backfill pod) refuses the second backfill's pod until the first has finished.
     assert cluster.list_pods(labels={"job-name": "backfill-2"}) == []
     assert cluster.wait_job("backfill-1", timeout=60).succeeded
