@@ -28,7 +28,7 @@ from harness import lifecycle
 from harness.cluster.embedded.binaries import ControlPlaneBinaries, find_binaries
 from harness.cluster.embedded.pki import make_serving_cert, make_service_account_keys
 from harness.errors import ServiceError
-from harness.services._common import log_tail, start_on_free_port
+from harness.services._common import start_on_free_port
 from harness.undo import UndoLog
 
 __all__ = ["ControlPlane", "ControlPlaneInfo", "CONTEXT_NAME"]
@@ -169,9 +169,6 @@ class ControlPlane:
         ])
         self._info = ControlPlaneInfo(server=server, ca_file=serving.cert, token=token, kubeconfig=kubeconfig,
                                       version=binaries.version, started_in_seconds=time.monotonic() - t0)
-
-    def logs_tail(self, component: str) -> str:
-        return log_tail(self.workdir / f"{component}.log")
 
 
 def _peer_flags(port: int) -> list[str]:

@@ -10,7 +10,6 @@ not applied and ``available`` says so.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -90,6 +89,3 @@ def _read(path: Path) -> str:
     except OSError:
         return ""
 
-
-def cluster_cgroup_name(index: int) -> str:
-    return f"ml-chaos-{os.getpid()}-{index}"

@@ -93,6 +93,7 @@ class PodWorker:
         self._restarts = 0
         self._started_at = time.time()
         self._shutdown_grace: float | None = None
+        self._last_terminated: PodDict | None = None  # the previous attempt's end, once restarted in place
         self.finished = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"pod-{self.name}", daemon=True)
 
@@ -326,8 +327,6 @@ class PodWorker:
             {"running": {"startedAt": _iso(process.started_at)}}, last=last, ready=True, pid=process.pid)]
         self._report(status)
 
-    _last_terminated: PodDict | None = None
-
     def _report_terminated(self, process: ContainerProcess, *, phase: str, waiting: str = "") -> None:
         terminated = self._terminated(process)
         status = self._base_status(phase, ready=False)
@@ -364,7 +363,6 @@ class PodWorker:
                 log.debug("pod %s/%s: not removed: %s", self.namespace, self.name, exc)
         if process is not None and process.running:
             process.kill(grace_seconds=0)
-        lifecycle_note = "removed" if not self._gone else "gone from the API"
-        log.info("pod %s/%s %s", self.namespace, self.name, lifecycle_note)
+        log.info("pod %s/%s %s", self.namespace, self.name, "gone from the API" if self._gone else "removed")
 
 
