@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from harness.history.clock import HarnessClock
 from harness.history.events import (
     CheckpointRestored,
     CheckpointSaved,
@@ -50,17 +51,20 @@ class FaultOutcome:
     restored_step: int | None  # None: the next attempt restored nothing (started from 0)
     restored_key: str
     steps_lost: int | None
-    recovery_seconds: float | None  # fault injected -> first new training step
+    recovery_seconds: float | None  # fault injected -> first new training step, on the harness's clock
     checkpoint_every: int | None
+    clock: str = HarnessClock.NAME  # which clock times were compared on, with how far the pods' clocks were
 
 
 def fault_outcomes(events: Sequence[Event]) -> list[FaultOutcome]:
     """One outcome per ``FaultInjected`` event, in injection order."""
     healed = {e.fault_id: e.ts for e in of_type(list(events), FaultHealed)}
-    return [_outcome(f, events, healed.get(f.fault_id)) for f in of_type(list(events), FaultInjected)]
+    clock = HarnessClock(events)
+    return [_outcome(f, events, healed.get(f.fault_id), clock) for f in of_type(list(events), FaultInjected)]
 
 
-def _outcome(fault: FaultInjected, events: Sequence[Event], healed_at: float | None) -> FaultOutcome:
+def _outcome(fault: FaultInjected, events: Sequence[Event], healed_at: float | None,
+             clock: HarnessClock) -> FaultOutcome:
     pod = fault.pod or fault.target
     # The attempt the fault hit: the pod's latest container attempt started before the fault.
     hit = [e for e in of_type(list(events), PodStarted) if e.pod == pod and e.ts <= fault.ts]
@@ -73,6 +77,7 @@ def _outcome(fault: FaultInjected, events: Sequence[Event], healed_at: float | N
         target=fault.target,
         injected_at=fault.ts,
         healed_at=healed_at,
+        clock=clock.describe(),
     )
     if not started or not exits:
         return FaultOutcome(
@@ -96,7 +101,7 @@ def _outcome(fault: FaultInjected, events: Sequence[Event], healed_at: float | N
     saved = [
         e.step
         for e in of_type(list(events), CheckpointSaved)
-        if e.run_id == run_id and e.ts <= ended.ts
+        if e.run_id == run_id and clock.time(e) <= ended.ts
     ]
     latest = max(saved, default=None)
     job = started[0].job
@@ -111,7 +116,7 @@ def _outcome(fault: FaultInjected, events: Sequence[Event], healed_at: float | N
 
     restored = [e for e in of_type(list(events), CheckpointRestored) if of_resumed(e)]
     restored_step = restored[0].step if restored else None
-    first_step = [e.ts for e in of_type(list(events), TrainStep) if of_resumed(e)]
+    first_step = [clock.time(e) for e in of_type(list(events), TrainStep) if of_resumed(e)]
     return FaultOutcome(
         **base,
         hit_training=True,

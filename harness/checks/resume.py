@@ -61,7 +61,7 @@ def _judge(o: FaultOutcome) -> tuple[Verdict, str]:
     verdict: Verdict = "pass" if o.recovery_seconds is not None else "fail"
     return verdict, (
         f"{head}: {o.resumed_pod} restored step {o.restored_step} (latest complete), "
-        f"{lost} steps lost (allowed {allowed}), {recovery}"
+        f"{lost} steps lost (allowed {allowed}), {recovery} ({o.clock})"
     )
 
 

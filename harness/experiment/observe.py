@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.checks.slo import SloSpec, render
 from harness.errors import ServiceError
+from harness.history.clock import HarnessClock
 from harness.history.events import Event, TrainStep
 from harness.services.prometheus_query import RangeResult, query_range
 
@@ -30,8 +31,10 @@ class SloObservation:
 
 
 def training_window(events: Sequence[Event], *, run_id: str) -> tuple[float, float] | None:
-    """From the first to the last training step of ``run_id``; None when it never trained."""
-    steps = [e.ts for e in events if isinstance(e, TrainStep) and e.run_id == run_id]
+    """From the first to the last training step of ``run_id``, on the harness's clock (which the
+    queries' time range is in); None when it never trained."""
+    clock = HarnessClock(events)
+    steps = [clock.time(e) for e in events if isinstance(e, TrainStep) and e.run_id == run_id]
     return (min(steps), max(steps)) if steps else None
 
 

@@ -21,13 +21,19 @@ from typing import ClassVar, TypeVar, Union
 @dataclass(frozen=True, kw_only=True)
 class Event:
     """Base of all events. ``pod``/``job``/``attempt`` name the container attempt
-    that printed a pipeline event; they are empty for harness events."""
+    that printed a pipeline event; they are empty for harness events.
+
+    ``ts`` is the time the event's source stamped (the pod's clock for pipeline
+    events); ``received`` is the harness's clock when the harness read a pipeline
+    event, and 0 for events the harness stamped itself. Compare events from
+    different sources with :class:`harness.history.clock.HarnessClock`."""
 
     KIND: ClassVar[str] = ""
     ts: float
     pod: str = ""
     job: str = ""
     attempt: int = 0
+    received: float = 0.0
 
 
 # --- pipeline events (printed by the workload) -------------------------------
@@ -301,12 +307,14 @@ def to_json(event: Event) -> str:
 
 
 def from_json(
-    line: str, *, pod: str | None = None, job: str | None = None, attempt: int | None = None, now: float = 0.0
+    line: str, *, pod: str | None = None, job: str | None = None, attempt: int | None = None, now: float = 0.0,
+    received: float | None = None,
 ) -> Event | None:
     """Parse one line. Returns ``None`` when the line is not a JSON event object.
 
     ``pod``/``job``/``attempt`` override what the line says (the collector knows
-    better than the workload which container printed it); ``now`` fills a missing ``ts``.
+    better than the workload which container printed it); ``now`` fills a missing ``ts``;
+    ``received`` is when the harness read the line (on its own clock).
     Unknown kinds and lines whose fields do not fit their kind become ``UnknownEvent``.
     """
     try:
@@ -316,7 +324,8 @@ def from_json(
     if not isinstance(obj, dict) or not isinstance(obj.get("event"), str):
         return None
     name = obj.pop("event")
-    source = {k: v for k, v in (("pod", pod), ("job", job), ("attempt", attempt)) if v is not None}
+    source = {k: v for k, v in (("pod", pod), ("job", job), ("attempt", attempt), ("received", received))
+              if v is not None}
     obj.update(source)
     obj.setdefault("ts", now)
     cls = EVENT_TYPES.get(name)
@@ -326,7 +335,7 @@ def from_json(
             return cls(**{k: v for k, v in obj.items() if k in names})
         except TypeError:
             pass
-    base = {k: obj[k] for k in ("ts", "pod", "job", "attempt") if k in obj}
+    base = {k: obj[k] for k in ("ts", "pod", "job", "attempt", "received") if k in obj}
     return UnknownEvent(name=name, raw=line.strip(), **base)
 
 

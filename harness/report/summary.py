@@ -28,6 +28,7 @@ def _fault(f: FaultOutcome) -> dict[str, Any]:
         "injected_at": iso(f.injected_at),
         "healed_at": iso(f.healed_at),
         "recovery_seconds": None if f.recovery_seconds is None else round(f.recovery_seconds, 3),
+        "clock": f.clock,
         "steps_lost": f.steps_lost,
         "graceful": f.graceful,
         "exit_code": f.exit_code,

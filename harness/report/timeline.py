@@ -12,6 +12,7 @@ matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 
 from harness.checks.interruptions import FaultOutcome  # noqa: E402
+from harness.history.clock import HarnessClock  # noqa: E402
 from harness.history.events import CheckpointSaved, Event, PodStarted, TrainStep, of_type  # noqa: E402
 
 
@@ -21,13 +22,14 @@ def timeline_png(events: Sequence[Event], faults: Sequence[FaultOutcome], *, run
     evs = list(events)
     # The main run and the experiment's other named runs (for example an idle-cluster run to compare with).
     steps = [e for e in of_type(evs, TrainStep) if e.run_id == run_id or e.run_id.startswith(f"{run_id}-")]
-    t0 = min((e.ts for e in evs), default=0.0)
+    clock = HarnessClock(evs)  # every source on the harness's clock, as the fault windows are
+    t0 = min((clock.time(e) for e in evs), default=0.0)
     fig, ax = plt.subplots(figsize=(10, 3.6), dpi=100)
     for pod in dict.fromkeys(e.pod for e in steps):
         mine = [e for e in steps if e.pod == pod]
-        ax.plot([e.ts - t0 for e in mine], [e.step for e in mine], lw=1.6, label=pod)
+        ax.plot([clock.time(e) - t0 for e in mine], [e.step for e in mine], lw=1.6, label=pod)
     saved = [e for e in of_type(evs, CheckpointSaved) if e.run_id == run_id or e.run_id.startswith(f"{run_id}-")]
-    ax.scatter([e.ts - t0 for e in saved], [e.step for e in saved], s=14, c="black", zorder=3, label="checkpoint")
+    ax.scatter([clock.time(e) - t0 for e in saved], [e.step for e in saved], s=14, c="black", zorder=3, label="checkpoint")
     train_pods = {e.pod for e in steps}
     for e in of_type(evs, PodStarted):
         if e.pod in train_pods and e.attempt > 0:

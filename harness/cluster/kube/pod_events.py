@@ -312,8 +312,9 @@ class PodEventCollector:
         log.warning("no log could be read for %s attempt %d", attempt.pod, attempt.restart)
 
     def _line(self, raw: bytes, attempt: _Attempt, sink: EventSink | None) -> None:
+        now = time.time()
         event = from_json(raw.decode("utf-8", "replace"), pod=attempt.pod, job=attempt.job,
-                          attempt=attempt.number, now=time.time())
+                          attempt=attempt.number, now=now, received=now)
         if event is not None:
             self._emit(sink, event)
 
