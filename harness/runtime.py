@@ -21,7 +21,7 @@ from harness.cluster.base import Cluster
 from harness.errors import HarnessError
 from harness.history.events import FaultHealed, FaultInjected
 from harness.history.store import History
-from harness.services.proxy import FaultProxy
+from harness.services.proxy import ProxyControl
 from harness.workload.backfill import Backfill
 from harness.workload.pipeline_run import PipelineRun
 from harness.workload.settings import PipelineSettings
@@ -41,12 +41,12 @@ class Environment:
     logs_dir: Path | None = None  # where the cluster keeps pod logs, copied into reports
     pod_limit: int | None = None  # most pods that may run at once (slots, or a ResourceQuota)
     scoped_quotas: Mapping[str, int] = field(default_factory=dict)  # "label=value" -> most running pods
-    proxies: Mapping[str, FaultProxy] = field(default_factory=dict)  # dependency name -> its fault proxy
+    proxies: Mapping[str, ProxyControl] = field(default_factory=dict)  # dependency name -> its fault proxy
     s3_direct_url: str = ""  # S3 without the proxy, for the harness's own reads
     prometheus_url: str = ""  # the Prometheus that scrapes the pipeline's pods
     kubeconfig: Path | None = None  # reaches the cluster with kubectl or any Kubernetes client
 
-    def proxy(self, target: str) -> FaultProxy:
+    def proxy(self, target: str) -> ProxyControl:
         """The fault proxy in front of ``target``; a HarnessError names the ones there are."""
         if target not in self.proxies:
             known = ", ".join(sorted(self.proxies)) or "none"

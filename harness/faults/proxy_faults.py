@@ -1,8 +1,13 @@
 """Network delay and storage throttling, through the fault proxy in front of a dependency.
 
 Both set the proxy's faults for new and open connections alike; heal clears
-them. The proxy lives in the harness process, so a killed harness takes its
-faults with it: there is nothing for ``heal`` to undo afterwards.
+them. The proxy is a :class:`ProxyControl`: a ``FaultProxy`` in the harness's
+process, which a killed harness takes down with its faults, or a standalone one
+(``python -m harness.services.proxy``, a Deployment in front of MinIO) driven
+over HTTP by a ``ProxyControlClient``, which keeps its faults when the harness
+is killed. For that one, given an ``undo`` log, :func:`inject` writes a
+``proxy-faults`` record before setting the faults and removes it once they are
+cleared, so that ``mlchaos heal`` clears faults a killed run left behind.
 """
 
 from __future__ import annotations
@@ -13,20 +18,35 @@ from collections.abc import Callable
 from harness.cluster.base import EventSink
 from harness.errors import HarnessError
 from harness.history.events import FaultHealed, FaultInjected
-from harness.services.proxy import FaultProxy, ProxyFaults
+from harness.services.proxy import ProxyControl, ProxyControlClient, ProxyFaults
+from harness.services.proxy.undo_kind import add_proxy_faults_record
+from harness.undo import UndoLog
 
 NETWORK_DELAY = "network-delay"
 STORAGE_THROTTLE = "storage-throttle"
 
 
 def inject(
-    *, proxy: FaultProxy, faults: ProxyFaults, sink: EventSink, fault: str, fault_id: str, target: str
+    *, proxy: ProxyControl, faults: ProxyFaults, sink: EventSink, fault: str, fault_id: str, target: str,
+    undo: UndoLog | None = None,
 ) -> Callable[[], None]:
-    """Apply ``faults`` on ``proxy``; returns the idempotent heal. One proxy fault at a time."""
+    """Apply ``faults`` on ``proxy``; returns the idempotent heal. One proxy fault at a time.
+
+    With ``undo`` and a proxy out of process (a ProxyControlClient), a ``proxy-faults``
+    record is written before the faults are set and removed once heal has cleared them
+    (or at once if the proxy rejects the faults: nothing was set)."""
     if proxy.faults != ProxyFaults():
         raise HarnessError(f"the {target} proxy already has a fault active; heal it before injecting {fault}")
+    record = None
+    if undo is not None and isinstance(proxy, ProxyControlClient):
+        record = add_proxy_faults_record(undo, proxy.url)
     sink(FaultInjected(ts=time.time(), fault=fault, fault_id=fault_id, target=target, detail=describe(faults)))
-    proxy.set_faults(faults)
+    try:
+        proxy.set_faults(faults)
+    except ValueError:
+        if record is not None and undo is not None:
+            undo.remove(record.id)
+        raise
     healed = False
 
     def heal() -> None:
@@ -36,6 +56,8 @@ def inject(
         healed = True
         stats = proxy.stats()
         proxy.clear()
+        if record is not None and undo is not None:
+            undo.remove(record.id)
         sink(FaultHealed(ts=time.time(), fault=fault, fault_id=fault_id,
                          detail=f"cleared; {stats.requests} requests seen, {stats.slowdowns} answered 503 SlowDown, "
                                 f"{stats.resets} connections reset"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from harness import runtime
 from harness.faults import proxy_faults
 from harness.services.proxy import ProxyFaults
+from harness.undo import default_undo_log
 
 __all__ = ["add_latency"]
 
@@ -18,6 +19,7 @@ def add_latency(latency_ms: float = 200.0, jitter_ms: float = 50.0, target: str 
     heal = proxy_faults.inject(
         proxy=exp.env.proxy(target), faults=ProxyFaults(latency_ms=latency_ms, jitter_ms=jitter_ms),
         sink=exp.history.append, fault=proxy_faults.NETWORK_DELAY, fault_id=fault_id, target=target,
+        undo=default_undo_log(),
     )
     exp.on_heal(fault_id, heal)
     return fault_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 from harness import runtime
 from harness.faults import proxy_faults
 from harness.services.proxy import ProxyFaults
+from harness.undo import default_undo_log
 
 __all__ = ["throttle_storage"]
 
@@ -20,7 +21,7 @@ def throttle_storage(
     faults = ProxyFaults(bandwidth_bytes_per_s=bandwidth_bytes_per_s, slowdown_probability=slowdown_share)
     heal = proxy_faults.inject(
         proxy=exp.env.proxy(target), faults=faults, sink=exp.history.append,
-        fault=proxy_faults.STORAGE_THROTTLE, fault_id=fault_id, target=target,
+        fault=proxy_faults.STORAGE_THROTTLE, fault_id=fault_id, target=target, undo=default_undo_log(),
     )
     exp.on_heal(fault_id, heal)
     return fault_id
