@@ -8,8 +8,14 @@ MAX_DROP  ?= 5
 PYTEST_ARGS ?=
 
 CLUSTER   ?= embedded
+# --cluster existing: CONTEXT names the kubeconfig context (KUBECONFIG as usual); it must also be allowed,
+# with ALLOW_CONTEXT=<name> or HARNESS_ALLOWED_CONTEXTS=<name,...>. CHAOS_ARGS passes any other run option
+# (--allow-node-faults, --node-selector=..., --s3-endpoint=..., see mlchaos run --help).
+CONTEXT   ?=
+ALLOW_CONTEXT ?=
+CHAOS_ARGS ?=
 
-.PHONY: setup prometheus kubernetes chaos test bench heal clean
+.PHONY: setup prometheus kubernetes chaos cluster-up cluster-down test bench heal clean
 
 setup: $(STAMP) prometheus kubernetes
 
@@ -35,7 +41,16 @@ kubernetes:
 
 chaos: setup
 	$(VENV)/bin/pytest experiments --cluster=$(CLUSTER) --chaos-min-score=$(MIN_SCORE) \
-	  $(if $(BASELINE),--chaos-baseline=$(BASELINE) --chaos-max-drop=$(MAX_DROP)) $(PYTEST_ARGS)
+	  $(if $(CONTEXT),--context=$(CONTEXT)) $(if $(ALLOW_CONTEXT),--allow-context=$(ALLOW_CONTEXT)) \
+	  $(if $(BASELINE),--chaos-baseline=$(BASELINE) --chaos-max-drop=$(MAX_DROP)) $(CHAOS_ARGS) $(PYTEST_ARGS)
+
+# The embedded cluster on its own, until Ctrl-C (or `make cluster-down` from another shell); its kubeconfig
+# goes to CLUSTER_KUBECONFIG (default: the harness's state folder), never over an existing kubeconfig.
+cluster-up: setup
+	$(PY) -m harness.cli cluster up $(if $(CLUSTER_KUBECONFIG),--kubeconfig=$(CLUSTER_KUBECONFIG))
+
+cluster-down:
+	$(PY) -m harness.cli cluster down
 
 test: setup
 	$(VENV)/bin/pytest tests $(PYTEST_ARGS)
@@ -45,7 +60,7 @@ bench: setup
 	$(PY) benchmarks/recovery.py
 
 heal:
-	@if [ -x $(PY) ]; then $(PY) -m harness.cli heal; else echo "heal: no .venv here, so no harness run left anything behind"; fi
+	@if [ -x $(PY) ]; then $(PY) -m harness.cli heal $(if $(CONTEXT),--context=$(CONTEXT) $(if $(ALLOW_CONTEXT),--allow-context=$(ALLOW_CONTEXT))); else echo "heal: no .venv here, so no harness run left anything behind"; fi
 
 clean: heal
 	rm -rf $(VENV) .pytest_cache .hypothesis reports/2*/ reports/latest

@@ -31,7 +31,7 @@ from harness.experiment.result import ExperimentResult
 from harness.lifecycle import install_signal_handlers, restore_signal_handlers
 from harness.runtime import Environment
 from harness.suite import DEFAULT_MIN_SCORE, SuiteResult
-from harness.environment import CLUSTER_KINDS
+from harness.cluster.options import ARGUMENTS, ClusterOptions, options_from
 from harness.suite_runner import SuiteRunner
 
 _RUNNER = pytest.StashKey[SuiteRunner]()
@@ -43,8 +43,8 @@ _EXTENSIONS = (".yaml", ".yml", ".json")
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("chaos", "resilience experiments on ML training pipelines")
-    group.addoption("--cluster", choices=list(CLUSTER_KINDS), default="embedded",
-                    help="where experiments run (embedded: a local Kubernetes control plane with process nodes)")
+    for argument in ARGUMENTS:  # --cluster, --context, --allow-context, ...: the same as mlchaos run's
+        argument.add_to(group.addoption, dest_prefix="chaos_")
     group.addoption("--chaos-min-score", type=float, default=DEFAULT_MIN_SCORE,
                     help="fail the session when the suite's resilience score (0-100) is below this")
     group.addoption("--chaos-baseline", default=None,
@@ -62,11 +62,18 @@ def pytest_configure(config: pytest.Config) -> None:
         baseline=Path(b) if (b := config.getoption("--chaos-baseline")) else None,
         max_drop=config.getoption("--chaos-max-drop"),
         seed=config.getoption("--chaos-seed"),
-        keep_cluster=config.getoption("--keep-cluster"),
-        cluster=config.getoption("--cluster"),
+        cluster=_cluster_options(config),
         progress=lambda line: _progress(config, line),
     )
     config.stash[_HANDLERS] = install_signal_handlers()
+
+
+def _cluster_options(config: pytest.Config) -> ClusterOptions:
+    try:
+        return options_from({a.dest: config.getoption(f"chaos_{a.dest}") for a in ARGUMENTS},
+                            keep_cluster=config.getoption("--keep-cluster"))
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _progress(config: pytest.Config, line: str) -> None:

@@ -14,6 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.baseline import load_scores
+from harness.cluster.options import ClusterOptions
+from harness.errors import HarnessError
 from harness.environment import open_environment
 from harness.experiment.model import ExperimentSpec
 from harness.experiment.result import ExperimentResult
@@ -21,6 +23,18 @@ from harness.experiment.runner import ExperimentInterrupted, run_experiment
 from harness.report.writer import write_reports
 from harness.runtime import Environment
 from harness.suite import SuiteResult, summarize
+
+
+NODE_FAULT_MODULES = frozenset({"harness.chaosext.node.actions"})
+
+
+def refuse_unsafe(spec: ExperimentSpec, cluster: ClusterOptions) -> None:
+    """A HarnessError, before anything runs, when ``spec`` would cordon or drain nodes of a cluster
+    where node faults were not allowed."""
+    if cluster.kind == "existing" and not cluster.allow_node_faults and spec.activity_modules() & NODE_FAULT_MODULES:
+        raise HarnessError(f"experiment {spec.name} cordons and drains nodes, and node faults are not allowed on "
+                           f"context {cluster.context}; pass --allow-node-faults (with --node-selector naming the "
+                           "nodes it may use) or leave this experiment out")
 
 
 class SuiteRunner:
@@ -32,8 +46,7 @@ class SuiteRunner:
         baseline: Path | None = None,
         max_drop: float = 5.0,
         seed: int | None = None,
-        keep_cluster: bool = False,
-        cluster: str = "embedded",
+        cluster: ClusterOptions | None = None,
         progress: Callable[[str], None] = print,
     ) -> None:
         self.tag = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
@@ -42,8 +55,7 @@ class SuiteRunner:
         self.baseline = load_scores(baseline) if baseline is not None else None  # fail before running, not after
         self.max_drop = max_drop
         self.seed = seed
-        self.keep_cluster = keep_cluster
-        self.cluster = cluster
+        self.cluster = cluster or ClusterOptions()
         self.results: list[ExperimentResult] = []
         self._progress = progress
         self._stack = ExitStack()
@@ -52,13 +64,14 @@ class SuiteRunner:
 
     def environment(self) -> Environment:
         if self._env is None:
-            self._progress(f"starting the {self.cluster} cluster (Kubernetes, S3, Prometheus, fault proxy)")
+            self._progress(f"starting the {self.cluster.kind} environment (Kubernetes, S3, Prometheus, fault proxy)")
             self._env = self._stack.enter_context(open_environment(
-                cluster=self.cluster, run=self.tag, keep_workdir=self.keep_cluster,
-                kubeconfig_copy=self.run_dir / "kubeconfig", progress=self._progress))
+                options=self.cluster, run=self.tag, kubeconfig_copy=self.run_dir / "kubeconfig",
+                progress=self._progress))
         return self._env
 
     def run(self, spec: ExperimentSpec) -> ExperimentResult:
+        refuse_unsafe(spec, self.cluster)
         if self.seed is not None:
             spec = replace(spec, pipeline=replace(spec.pipeline, seed=self.seed))
         env = self.environment()
@@ -78,7 +91,7 @@ class SuiteRunner:
 
     def close(self) -> SuiteResult | None:
         """Stop the environment; write and return the suite's reports when any experiment ran."""
-        cluster = self._env.cluster.kind if self._env is not None else self.cluster
+        cluster = self._env.cluster.kind if self._env is not None else self.cluster.kind
         version = self._env.cluster.version if self._env is not None else ""
         self._stack.close()
         if not self.results:

@@ -1,4 +1,4 @@
-"""Prometheus metrics, served on 127.0.0.1:METRICS_PORT when that is set.
+"""Prometheus metrics, served on $POD_IP (default 127.0.0.1), port METRICS_PORT, when that is set.
 
 Every series carries ``pipeline``, ``run_id`` and ``kind`` (daily/backfill), so
 SLOs can be written per run kind. Without a port the same calls are no-ops on a
@@ -7,6 +7,7 @@ private registry, so steps never check whether metrics are on.
 
 from __future__ import annotations
 
+import os
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -58,7 +59,10 @@ class Metrics:
             "pipeline_run_duration_seconds", "Whole pipeline run duration, set when register finishes."
         ).labels(**labels)
         if config.metrics_port is not None:
-            start_http_server(config.metrics_port, addr="127.0.0.1", registry=self.registry)
+            # The pod's own IP (POD_IP, from the downward API), where Prometheus scrapes it: 127.0.0.1 on a
+            # process node, the pod network's address in a container; never every interface of a shared host.
+            start_http_server(config.metrics_port, addr=os.environ.get("POD_IP") or "127.0.0.1",
+                              registry=self.registry)
 
     def step_done(self, step: int) -> None:
         """Record one completed optimizer step."""

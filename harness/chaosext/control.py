@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import runtime
+from harness.cluster.options import ARGUMENTS, options_from
 from harness.environment import open_environment
 from harness.experiment.loader import spec_from_document
 from harness.experiment.session import ExperimentSession
@@ -37,8 +38,10 @@ def before_experiment_control(context: dict[str, Any], **kwargs: Any) -> None:
     name = re.sub(r"[^a-z0-9]+", "-", str(context.get("title", "experiment")).lower()).strip("-")[:40]
     spec = spec_from_document(context, path=Path(f"{name or 'experiment'}.yaml"))
     _tag = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    cluster = str(context.get("configuration", {}).get("harness_cluster", "embedded"))
-    env = _stack.enter_context(open_environment(cluster=cluster, run=_tag,
+    configuration = context.get("configuration") or {}
+    # harness_cluster, harness_context, harness_kubeconfig, ... : the mlchaos run options, named harness_<dest>.
+    options = options_from({a.dest: configuration.get(f"harness_{a.dest}") for a in ARGUMENTS})
+    env = _stack.enter_context(open_environment(options=options, run=_tag,
                                                 kubeconfig_copy=Path("reports") / _tag / "kubeconfig", progress=print))
     _session = ExperimentSession(spec=spec, env=env, out_dir=Path("reports") / _tag / spec.name, tag=_tag)
     _session.begin()

@@ -55,6 +55,7 @@ class JobSpec:
     cpu_limit: str = ""
     memory_limit: str = ""
     metrics_port: int | None = None
+    gpus: int = 0  # nvidia.com/gpu to request (a cluster with the NVIDIA device plugin; process nodes have none)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,7 +89,7 @@ class NodeInfo:
     pods: int  # capacity in pods
     schedulable: bool
     ready: bool
-    running: int  # pods bound here and not finished
+    running: int  # pods of this run's namespace bound here and not finished
 
 
 class Cluster(Protocol):
@@ -131,8 +132,9 @@ class Cluster(Protocol):
     def uncordon(self, node: str) -> None: ...
 
     def drain(self, node: str, *, grace_period_seconds: float | None = None) -> list[PodInfo]:
-        """Cordon ``node`` and evict its pods through the Eviction API (PodDisruptionBudgets honoured);
-        waits until they are gone and returns them as they ended. DrainBlocked when a budget refuses."""
+        """Cordon ``node`` and evict the run's pods on it through the Eviction API (PodDisruptionBudgets
+        honoured; other namespaces' pods are left alone); waits until they are gone and returns them as
+        they ended. DrainBlocked when a budget refuses."""
         ...
 
     def delete_job(self, name: str) -> None:

@@ -31,3 +31,13 @@ class ExperimentSpec:
     checks: tuple[CheckSpec, ...]
     slos: tuple[SloSpec, ...]
     document: Mapping[str, Any]
+
+    def activity_modules(self) -> frozenset[str]:
+        """The Python modules whose functions the experiment's activities (method, rollbacks,
+        steady-state probes) call."""
+        hypothesis = self.document.get("steady-state-hypothesis") or {}
+        activities = [*(self.document.get("method") or []), *(self.document.get("rollbacks") or []),
+                      *(hypothesis.get("probes") or [])]
+        return frozenset(str(a["provider"]["module"]) for a in activities
+                         if isinstance(a, Mapping) and isinstance(a.get("provider"), Mapping)
+                         and a["provider"].get("type") == "python" and "module" in a["provider"])

@@ -108,6 +108,9 @@ class PipelineRun:
         }
         if step == self._steps[-1]:
             env["METRICS_LINGER_SECONDS"] = METRICS_LINGER_SECONDS
+        gpus = s.gpus if step == "train" else 0
+        if gpus:
+            env["DEVICE"] = "cuda"
         policy: RestartPolicy = "Never" if s.restart_policy == "Never" else "OnFailure"
         return JobSpec(
             name=self.job_name(step),
@@ -121,6 +124,7 @@ class PipelineRun:
             metrics_port=METRICS_PORT,
             cpu_request=self._cpu_request,
             cpu_limit=self._cpu_limit,
+            gpus=gpus,
         )
 
     def _run(self) -> None:

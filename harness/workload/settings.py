@@ -30,6 +30,7 @@ class PipelineSettings:
     restart_policy: str = "OnFailure"
     termination_grace_period_seconds: int = 30
     step_timeout_seconds: float = 600.0
+    gpus: int = 0  # >0: the train step requests nvidia.com/gpu and trains with CUDA (DEVICE=cuda)
 
     def env(self) -> dict[str, str]:
         """The pipeline's environment variables for these settings."""

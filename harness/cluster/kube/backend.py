@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -32,7 +33,10 @@ from harness.cluster.base import (
     PodInfo,
 )
 from harness.cluster.kube import undo_kinds
+from harness.cluster.kube.heartbeat import NamespaceHeartbeat
 from harness.cluster.kube.manifests import (
+    CORDONED_BY_ANNOTATION,
+    CREATED_BY_RUN_LABEL,
     MANAGED_LABELS,
     job_manifest,
     namespace_manifest,
@@ -40,6 +44,7 @@ from harness.cluster.kube.manifests import (
     scoped_quota_manifest,
 )
 from harness.cluster.kube.pod_events import PodEventCollector
+from harness.cluster.options import Toleration
 from harness.errors import HarnessError, ServiceError
 from harness.undo import UndoLog
 
@@ -54,6 +59,11 @@ class KubernetesCluster:
 
     ``backfill_pods`` is the scoped quota on backfill pods. ``flavor`` names the
     cluster in reports (``embedded``, ``kind``, ``existing``).
+
+    On a cluster that is not the harness's own, pass ``allow_cluster_scoped=False``
+    (the PriorityClasses, named by ``priority_classes``, must exist already) and
+    ``allow_node_faults=False`` unless node faults were asked for; ``node_selector``
+    places the pipeline's pods and bounds the nodes a fault may cordon or drain.
     """
 
     def __init__(
@@ -67,6 +77,11 @@ class KubernetesCluster:
         flavor: str = "embedded",
         image: str = DEFAULT_IMAGE,
         backfill_pods: int = 1,
+        allow_cluster_scoped: bool = True,
+        allow_node_faults: bool = True,
+        node_selector: Mapping[str, str] | None = None,
+        tolerations: Sequence[Toleration] = (),
+        priority_classes: Mapping[str, str] | None = None,
     ) -> None:
         self._kubeconfig = Path(kubeconfig)
         self._context = context
@@ -91,6 +106,14 @@ class KubernetesCluster:
                                             serialize=api_client.sanitize_for_serialization)
         self._cordons: dict[str, str] = {}  # node -> undo record id
         self._eviction_version = ""
+        self._allow_cluster_scoped = allow_cluster_scoped
+        self._allow_node_faults = allow_node_faults
+        self._node_selector = dict(node_selector or {})
+        self._tolerations = [_toleration(t) for t in tolerations]
+        # The harness's logical classes -> the cluster's: a staging owner may name classes of their own.
+        self._priority_classes = {PRIORITY_DAILY: PRIORITY_DAILY, PRIORITY_BACKFILL: PRIORITY_BACKFILL,
+                                  **(priority_classes or {})}
+        self._heartbeat = NamespaceHeartbeat(self._core, namespace)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -101,6 +124,8 @@ class KubernetesCluster:
             raise ServiceError(f"the cluster in {self._kubeconfig} does not answer: {exc}; is it running?") from exc
         try:
             self._create_namespace()
+            self._heartbeat.start()
+            self._stack.callback(self._heartbeat.stop)
             self._ensure_priority_classes()
             self._create_quota()
             self._collector.start()
@@ -136,7 +161,7 @@ class KubernetesCluster:
     def _create_namespace(self) -> None:
         record = undo_kinds.add_namespace_record(self._undo, kubeconfig=self._kubeconfig, context=self._context,
                                                  namespace=self._namespace, ephemeral=self._flavor == "embedded")
-        self._core.create_namespace(namespace_manifest(self._namespace, run=self._run))
+        self._core.create_namespace(namespace_manifest(self._namespace, run=self._run, heartbeat=time.time()))
 
         def delete() -> None:
             with contextlib.suppress(ApiException):
@@ -146,20 +171,53 @@ class KubernetesCluster:
         self._stack.callback(delete)
 
     def _ensure_priority_classes(self) -> None:
-        for name, value, description in (
-            (PRIORITY_DAILY, 1000, "ML chaos harness: daily pipeline runs"),
-            (PRIORITY_BACKFILL, 0, "ML chaos harness: backfill runs"),
-        ):
+        wanted = ((PRIORITY_DAILY, 1000, "ML chaos harness: daily pipeline runs"),
+                  (PRIORITY_BACKFILL, 0, "ML chaos harness: backfill runs"))
+        if not self._allow_cluster_scoped:
+            for logical, _, _ in wanted:
+                self._require_priority_class(self._priority_classes[logical])
+            return
+        for logical, value, description in wanted:
+            name = self._priority_classes[logical]
+            record = undo_kinds.add_priority_class_record(
+                self._undo, kubeconfig=self._kubeconfig, context=self._context, name=name,
+                ephemeral=self._flavor == "embedded")
             try:
-                self._scheduling.create_priority_class(priority_class_manifest(name, value=value,
-                                                                               description=description))
+                self._scheduling.create_priority_class(priority_class_manifest(
+                    name, value=value, description=description, labels={CREATED_BY_RUN_LABEL: self._run}))
             except ApiException as exc:
-                if exc.status != 409:  # it exists: another run made it, and it is the same
+                self._undo.remove(record.id)
+                if exc.status != 409:  # it exists: another run or the cluster's owner made it
                     raise
+                continue
+            self._stack.callback(self._delete_priority_class, name, record.id)
+
+    def _require_priority_class(self, name: str) -> None:
+        try:
+            self._scheduling.read_priority_class(name)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise HarnessError(
+                    f"PriorityClass {name} does not exist on this cluster and the run may not create cluster-scoped "
+                    "objects; pass --allow-cluster-scoped, or name existing classes with --priority-class-daily "
+                    "and --priority-class-backfill") from None
+            raise HarnessError(f"cannot read PriorityClass {name}: {_message(exc)}; "
+                               "run mlchaos preflight to see the permissions the harness needs") from None
+
+    def _delete_priority_class(self, name: str, record_id: str) -> None:
+        """Remove a class this run created, unless another run's namespace may still use it."""
+        others = [ns.metadata.name for ns in self._core.list_namespace(
+            label_selector=",".join(f"{k}={v}" for k, v in MANAGED_LABELS.items())).items
+            if ns.metadata.name != self._namespace and ns.status.phase != "Terminating"]
+        if not others:
+            with contextlib.suppress(ApiException):
+                self._scheduling.delete_priority_class(name)
+        self._undo.remove(record_id)
 
     def _create_quota(self) -> None:
         self._core.create_namespaced_resource_quota(
-            self._namespace, scoped_quota_manifest("backfill-pods", priority_class=PRIORITY_BACKFILL,
+            self._namespace, scoped_quota_manifest("backfill-pods",
+                                                   priority_class=self._priority_classes[PRIORITY_BACKFILL],
                                                    pods=self._backfill_pods))
         # Until the quota controller has filled in status.hard, the API server refuses every pod in its scope.
         deadline = time.monotonic() + 30
@@ -173,7 +231,8 @@ class KubernetesCluster:
     # --- nodes -----------------------------------------------------------------------
 
     def nodes(self) -> list[NodeInfo]:
-        pods = self._core.list_pod_for_all_namespaces(field_selector="status.phase!=Succeeded,status.phase!=Failed")
+        pods = self._core.list_namespaced_pod(self._namespace,
+                                              field_selector="status.phase!=Succeeded,status.phase!=Failed")
         running: dict[str, int] = {}
         for p in pods.items:
             if p.spec.node_name:
@@ -187,21 +246,46 @@ class KubernetesCluster:
         return sorted(result, key=lambda n: n.name)
 
     def cordon(self, node: str) -> None:
-        if node not in self._cordons:
-            self._cordons[node] = undo_kinds.add_cordon_record(
-                self._undo, kubeconfig=self._kubeconfig, context=self._context, node=node,
-                ephemeral=self._flavor == "embedded").id
-        self._set_unschedulable(node, True)
+        current = self._node_for_fault(node)
+        if node in self._cordons:
+            return
+        if current.spec.unschedulable:
+            return  # cordoned by someone else: not ours to uncordon later
+        self._cordons[node] = undo_kinds.add_cordon_record(
+            self._undo, kubeconfig=self._kubeconfig, context=self._context, node=node,
+            ephemeral=self._flavor == "embedded").id
+        self._patch_node(node, {"spec": {"unschedulable": True},
+                                "metadata": {"annotations": {CORDONED_BY_ANNOTATION: self._namespace}}})
 
     def uncordon(self, node: str) -> None:
-        self._set_unschedulable(node, False)
         record = self._cordons.pop(node, None)
-        if record is not None:
-            self._undo.remove(record)
+        if record is None:
+            return  # this run did not cordon it
+        self._patch_node(node, {"spec": {"unschedulable": False},
+                                "metadata": {"annotations": {CORDONED_BY_ANNOTATION: None}}})
+        self._undo.remove(record)
 
-    def _set_unschedulable(self, node: str, value: bool) -> None:
+    def _node_for_fault(self, node: str) -> client.V1Node:
+        """The node, once it is known that this run may cordon or drain it."""
+        if not self._allow_node_faults:
+            raise HarnessError(f"node faults are not allowed on this cluster, so node {node} was not touched; "
+                               "pass --allow-node-faults (with --node-selector naming the nodes that may be used)")
         try:
-            self._core.patch_node(node, {"spec": {"unschedulable": value}})
+            current = self._core.read_node(node)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise HarnessError(f"no node named {node!r}; nodes: {[n.name for n in self.nodes()]}") from None
+            raise
+        labels = current.metadata.labels or {}
+        unmatched = {k: v for k, v in self._node_selector.items() if labels.get(k) != v}
+        if unmatched:
+            wanted = ",".join(f"{k}={v}" for k, v in self._node_selector.items())
+            raise HarnessError(f"node {node} does not match --node-selector {wanted}, so it was not touched")
+        return current
+
+    def _patch_node(self, node: str, body: dict[str, Any]) -> None:
+        try:
+            self._core.patch_node(node, body)
         except ApiException as exc:
             if exc.status == 404:
                 raise HarnessError(f"no node named {node!r}; nodes: {[n.name for n in self.nodes()]}") from None
@@ -209,7 +293,8 @@ class KubernetesCluster:
 
     def drain(self, node: str, *, grace_period_seconds: float | None = None, timeout: float = 120.0) -> list[PodInfo]:
         self.cordon(node)
-        pods = [p for p in self._core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
+        # Only the run's own pods: other tenants' pods on a shared node are not the harness's to evict.
+        pods = [p for p in self._core.list_namespaced_pod(self._namespace, field_selector=f"spec.nodeName={node}").items
                 if p.status.phase not in ("Succeeded", "Failed") and not p.metadata.deletion_timestamp]
         deadline = time.monotonic() + timeout
         pending = list(pods)
@@ -232,7 +317,7 @@ class KubernetesCluster:
                     raise DrainBlocked(f"drain of {node} blocked after {timeout:g} s: {names} not evicted "
                                        f"({blocked}); relax the PodDisruptionBudget or raise the timeout")
                 time.sleep(_EVICTION_RETRY_SECONDS)
-        ours = [p.metadata.name for p in pods if p.metadata.namespace == self._namespace]
+        ours = [p.metadata.name for p in pods]
         for name in ours:
             self._wait_gone(name, timeout=max(timeout, (grace_period_seconds or 30) + 30))
         return [self._final(name) for name in ours]
@@ -256,8 +341,10 @@ class KubernetesCluster:
             raise HarnessError(f"job {spec.name!r} has an empty command; give JobSpec.command")
         self._collector.track(spec.name, sink)
         try:
-            self._batch.create_namespaced_job(self._namespace, job_manifest(spec, namespace=self._namespace,
-                                                                            image=self._image))
+            spec = replace(spec, priority_class=self._priority_classes.get(spec.priority_class, spec.priority_class))
+            self._batch.create_namespaced_job(self._namespace, job_manifest(
+                spec, namespace=self._namespace, image=self._image, node_selector=self._node_selector,
+                tolerations=self._tolerations))
         except ApiException as exc:
             raise HarnessError(f"the cluster refused job {spec.name!r}: {_message(exc)}") from None
 
@@ -337,6 +424,12 @@ def _info(pod: client.V1Pod) -> PodInfo:
         restart_count=cs.restart_count if cs else 0, exit_code=ended.exit_code if ended else None,
         reason=(ended.reason or "") if ended else "", deleting=pod.metadata.deletion_timestamp is not None,
     )
+
+
+def _toleration(t: Toleration) -> dict[str, str]:
+    if t.value:
+        return {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
+    return {"key": t.key, "operator": "Exists", "effect": t.effect}
 
 
 def _message(exc: ApiException) -> str:

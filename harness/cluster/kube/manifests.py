@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.cluster.base import JobSpec
+from harness.cluster.kube.heartbeat import HEARTBEAT_ANNOTATION
 
 __all__ = [
     "MANAGED_BY",
     "MANAGED_LABELS",
     "JOB_NAME_LABEL",
+    "RUN_LABEL",
+    "CREATED_BY_RUN_LABEL",
+    "CORDONED_BY_ANNOTATION",
     "METRICS_PORT_ANNOTATION",
     "job_manifest",
     "namespace_manifest",
@@ -26,14 +31,22 @@ METRICS_PORT_ANNOTATION = "ports.mlchaos.io/metrics"
 """The metrics port of the pod: the declared one, or the host port a process node gave it."""
 
 
-def namespace_manifest(name: str, *, run: str) -> Manifest:
+RUN_LABEL = "mlchaos.io/run"
+CREATED_BY_RUN_LABEL = "mlchaos.io/created-by-run"
+"""On a cluster-scoped object a run created (a PriorityClass): heal may remove it once no run is alive."""
+CORDONED_BY_ANNOTATION = "mlchaos.io/cordoned-by"
+"""On a node the harness cordoned: the namespace of the run that did, so heal can undo it from anywhere."""
+
+
+def namespace_manifest(name: str, *, run: str, heartbeat: float) -> Manifest:
     return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": {**MANAGED_LABELS, "mlchaos.io/run": run}}}
+            "metadata": {"name": name, "labels": {**MANAGED_LABELS, RUN_LABEL: run},
+                         "annotations": {HEARTBEAT_ANNOTATION: f"{heartbeat:.0f}"}}}
 
 
-def priority_class_manifest(name: str, *, value: int, description: str) -> Manifest:
+def priority_class_manifest(name: str, *, value: int, description: str, labels: Mapping[str, str]) -> Manifest:
     return {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
-            "metadata": {"name": name, "labels": dict(MANAGED_LABELS)},
+            "metadata": {"name": name, "labels": {**MANAGED_LABELS, **labels}},
             "value": value, "globalDefault": False, "description": description}
 
 
@@ -46,17 +59,19 @@ def scoped_quota_manifest(name: str, *, priority_class: str, pods: int) -> Manif
                          {"scopeName": "PriorityClass", "operator": "In", "values": [priority_class]}]}}}
 
 
-def job_manifest(spec: JobSpec, *, namespace: str, image: str) -> Manifest:
+def job_manifest(spec: JobSpec, *, namespace: str, image: str, node_selector: Mapping[str, str] | None = None,
+                 tolerations: Sequence[Manifest] = ()) -> Manifest:
     """A Job running ``spec.command`` in one container named ``main``.
 
     The container learns its pod, node and Job through the downward API
-    (``POD_NAME``, ``NODE_NAME``, ``JOB_NAME``) and its metrics port through
+    (``POD_NAME``, ``NODE_NAME``, ``POD_IP``, ``JOB_NAME``) and its metrics port through
     ``METRICS_PORT``, read from the pod's ``ports.mlchaos.io/metrics`` annotation.
     """
     env: list[dict[str, Any]] = [{"name": k, "value": str(v)} for k, v in spec.env.items()]
     env += [
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "JOB_NAME", "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOB_NAME_LABEL}']"}}},
     ]
     container: dict[str, Any] = {"name": "main", "image": spec.image or image, "command": list(spec.command),
@@ -70,6 +85,8 @@ def job_manifest(spec: JobSpec, *, namespace: str, image: str) -> Manifest:
         annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": port, METRICS_PORT_ANNOTATION: port}
     requests = {"cpu": spec.cpu_request} if spec.cpu_request else {}
     limits = {k: v for k, v in (("cpu", spec.cpu_limit), ("memory", spec.memory_limit)) if v}
+    if spec.gpus:
+        limits["nvidia.com/gpu"] = str(spec.gpus)
     if requests or limits:
         container["resources"] = {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
     pod_spec: dict[str, Any] = {
@@ -81,6 +98,10 @@ def job_manifest(spec: JobSpec, *, namespace: str, image: str) -> Manifest:
     }
     if spec.priority_class:
         pod_spec["priorityClassName"] = spec.priority_class
+    if node_selector:
+        pod_spec["nodeSelector"] = dict(node_selector)
+    if tolerations:
+        pod_spec["tolerations"] = list(tolerations)
     labels = {**MANAGED_LABELS, **spec.labels}
     return {
         "apiVersion": "batch/v1",

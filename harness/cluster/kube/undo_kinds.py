@@ -1,4 +1,4 @@
-"""Undo records for what the Kubernetes backend changes in a cluster: cordons and its namespace.
+"""Undo records for what the Kubernetes backend changes in a cluster: cordons, its namespace, PriorityClasses.
 
 ``heal`` reverts them with a client built from the recorded kubeconfig. A
 kubeconfig file that no longer exists means its cluster is gone (an embedded
@@ -13,10 +13,11 @@ from pathlib import Path
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from harness.cluster.kube.manifests import CORDONED_BY_ANNOTATION
 from harness.errors import HarnessError
 from harness.undo import UndoLog, UndoRecord, register_kind
 
-__all__ = ["add_cordon_record", "add_namespace_record"]
+__all__ = ["add_cordon_record", "add_namespace_record", "add_priority_class_record"]
 
 
 def add_cordon_record(undo: UndoLog, *, kubeconfig: Path, context: str | None, node: str,
@@ -34,13 +35,20 @@ def add_namespace_record(undo: UndoLog, *, kubeconfig: Path, context: str | None
                            "ephemeral": "1" if ephemeral else ""})
 
 
-def _api(record: UndoRecord) -> client.CoreV1Api | None:
+def add_priority_class_record(undo: UndoLog, *, kubeconfig: Path, context: str | None, name: str,
+                              ephemeral: bool) -> UndoRecord:
+    return undo.add(kind="k8s-priority-class", description=f"PriorityClass {name}",
+                    extra={"kubeconfig": str(kubeconfig), "context": context or "", "name": name,
+                           "ephemeral": "1" if ephemeral else ""})
+
+
+def _api(record: UndoRecord) -> client.ApiClient | None:
     path = Path(record.extra["kubeconfig"])
     if not path.exists():
         return None
     api_client = config.new_client_from_config(config_file=str(path), context=record.extra.get("context") or None)
     api_client.configuration.retries = 1
-    return client.CoreV1Api(api_client)
+    return api_client
 
 
 def _unreachable(record: UndoRecord, exc: Exception) -> HarnessError | None:
@@ -51,7 +59,7 @@ def _unreachable(record: UndoRecord, exc: Exception) -> HarnessError | None:
                         f"({exc}); run heal again once it answers")
 
 
-def _undo(record: UndoRecord, *, what: str, act: Callable[[client.CoreV1Api], object], done: str) -> str:
+def _undo(record: UndoRecord, *, what: str, act: Callable[[client.ApiClient], object], done: str) -> str:
     """Run ``act`` against the recorded cluster; a 404 means it is undone already."""
     api = _api(record)
     if api is None:
@@ -71,15 +79,22 @@ def _undo(record: UndoRecord, *, what: str, act: Callable[[client.CoreV1Api], ob
 
 def _heal_cordon(record: UndoRecord) -> str:
     node = record.extra["node"]
+    body = {"spec": {"unschedulable": False}, "metadata": {"annotations": {CORDONED_BY_ANNOTATION: None}}}
     return _undo(record, what=f"node {node}", done=f"uncordoned node {node}",
-                 act=lambda api: api.patch_node(node, {"spec": {"unschedulable": False}}, _request_timeout=5))
+                 act=lambda api: client.CoreV1Api(api).patch_node(node, body, _request_timeout=5))
 
 
 def _heal_namespace(record: UndoRecord) -> str:
     namespace = record.extra["namespace"]
     return _undo(record, what=f"namespace {namespace}", done=f"deleted namespace {namespace}",
-                 act=lambda api: api.delete_namespace(namespace, propagation_policy="Background",
-                                                      _request_timeout=5))
+                 act=lambda api: client.CoreV1Api(api).delete_namespace(
+                     namespace, propagation_policy="Background", _request_timeout=5))
+
+
+def _heal_priority_class(record: UndoRecord) -> str:
+    name = record.extra["name"]
+    return _undo(record, what=f"PriorityClass {name}", done=f"deleted PriorityClass {name}",
+                 act=lambda api: client.SchedulingV1Api(api).delete_priority_class(name, _request_timeout=5))
 
 
 def _raise_unless_gone(record: UndoRecord, exc: Exception) -> None:
@@ -90,3 +105,4 @@ def _raise_unless_gone(record: UndoRecord, exc: Exception) -> None:
 
 register_kind("k8s-cordon", _heal_cordon)
 register_kind("k8s-namespace", _heal_namespace)
+register_kind("k8s-priority-class", _heal_priority_class)
