@@ -73,6 +73,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_heal(args: argparse.Namespace) -> int:
     import harness.cluster.kube.undo_kinds  # noqa: F401  # teaches heal to undo cordons and namespaces
+    import harness.cluster.kind  # noqa: F401  # ... and to delete a kind cluster a killed run created
     import harness.services.proxy.undo_kind  # noqa: F401  # ... and to clear a standalone proxy's faults
 
     done = heal(default_undo_log())

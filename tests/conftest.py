@@ -17,6 +17,15 @@ from harness.cluster.embedded.cluster import EmbeddedCluster, NodeShape
 from harness.cluster.kube.backend import KubernetesCluster
 from harness.undo import UndoLog
 from tests.cluster.conftest import Collector
+from tests.kind_option import add_kind_option, register_kind_marker
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_kind_option(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    register_kind_marker(config)
 
 
 @pytest.fixture
