@@ -15,7 +15,6 @@ from pathlib import Path
 
 from harness.cluster.options import CLUSTER_KINDS, ClusterOptions
 from harness.environments.embedded import embedded_environment
-from harness.errors import HarnessError
 from harness.runtime import Environment
 
 __all__ = ["CLUSTER_KINDS", "open_environment", "embedded_environment"]
@@ -34,7 +33,11 @@ def open_environment(
         with existing_environment(options=options, run=run, cache_dir=cache_dir, progress=progress) as env:
             yield env
     elif options.kind == "kind":
-        raise HarnessError("--cluster kind is not built yet; use --cluster embedded or --cluster existing")
+        from harness.environments.kind import kind_environment
+
+        with kind_environment(options=options, run=run, cache_dir=cache_dir, kubeconfig_copy=kubeconfig_copy,
+                              progress=progress) as env:
+            yield env
     else:
         with embedded_environment(run=run, keep_workdir=options.keep_cluster, cache_dir=cache_dir,
                                   kubeconfig_copy=kubeconfig_copy, progress=progress) as env:
