@@ -1,15 +1,12 @@
 """The ``--with-kind`` option and the ``kind`` marker: tests that create real kind clusters run only when asked.
 
-Hooked up by ``pytest_addoption``/``pytest_configure`` in ``tests/conftest.py``. pytest reads
-command-line options only from conftests it loads at startup (those of the folders
-named on the command line and their parents), so ``tests/conftest.py`` must call
-these for ``pytest --with-kind`` to work from the repository root; several
-conftests may call them (the second call does nothing).
+Hooked up by ``pytest_addoption``/``pytest_configure`` in ``tests/conftest.py``: pytest reads
+command-line options only from conftests it loads at startup (those of the folders named
+on the command line and their parents), and that one is loaded for every test path.
 """
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 
 import pytest
@@ -20,9 +17,8 @@ KIND_MARKER = "kind: creates a real kind cluster (needs kind and Docker); runs o
 
 
 def add_kind_option(parser: pytest.Parser) -> None:
-    with contextlib.suppress(ValueError):  # another conftest added it already
-        parser.addoption("--with-kind", action="store_true", default=False, dest="with_kind",
-                         help="run the tests marked kind: they create real kind clusters (kind and Docker needed)")
+    parser.addoption("--with-kind", action="store_true", default=False, dest="with_kind",
+                     help="run the tests marked kind: they create real kind clusters (kind and Docker needed)")
 
 
 def register_kind_marker(config: pytest.Config) -> None:

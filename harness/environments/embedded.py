@@ -9,7 +9,6 @@ the run's own namespace through the Kubernetes backend.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 
 from harness.cluster.embedded.cluster import EmbeddedCluster, NodeShape
 from harness.cluster.kube.backend import KubernetesCluster
+from harness.environments.kubeconfig import copy_kubeconfig
 from harness.runtime import Environment
 from harness.services.pod_discovery import PodDiscovery
 from harness.services.prometheus import PrometheusServer
@@ -61,10 +61,7 @@ def embedded_stack(
         embedded = stack.enter_context(EmbeddedCluster(keep_workdir=keep_workdir, nodes=nodes or NODES, undo=undo))
         kubeconfig = embedded.kubeconfig
         if kubeconfig_copy is not None:
-            kubeconfig_copy.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(kubeconfig, kubeconfig_copy)
-            kubeconfig_copy.chmod(0o600)
-            kubeconfig = kubeconfig_copy
+            kubeconfig = copy_kubeconfig(kubeconfig, kubeconfig_copy)
         progress(f"Kubernetes {embedded.control_plane.version} ready in {embedded.started_in_seconds:.1f}s; "
                  f"watch it with: kubectl --kubeconfig {kubeconfig} get pods -A -o wide")
         s3 = stack.enter_context(s3_service(workdir=embedded.workdir / "s3", undo=undo))

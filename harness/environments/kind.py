@@ -16,8 +16,6 @@ import secrets
 import shutil
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -30,8 +28,10 @@ from harness.cluster.kube import deploy
 from harness.cluster.kube.backend import KubernetesCluster
 from harness.cluster.options import ClusterOptions
 from harness.environments.embedded import BACKFILL_PODS
+from harness.environments.kubeconfig import copy_kubeconfig
 from harness.errors import ServiceError
 from harness.runtime import Environment
+from harness.services._common import http_ok
 from harness.services.proxy import ProxyControlClient
 from harness.undo import UndoLog, default_undo_log
 
@@ -56,11 +56,7 @@ def service_documents(*, namespace: str, run: str, image: str, user: str, passwo
 
 
 def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (http to our own NodePort)
-            return 200 <= int(response.status) < 300
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+    return http_ok(url, timeout=5)
 
 
 def wait_for_services(endpoints: KindEndpoints, *, namespace: str, context: str, timeout: float = SERVICES_TIMEOUT_S,
@@ -135,10 +131,7 @@ def kind_environment(
             image=options.image, build=options.image is None, progress=progress))
         kubeconfig = kind.kubeconfig
         if kubeconfig_copy is not None:
-            kubeconfig_copy.parent.mkdir(parents=True, exist_ok=True)
-            kubeconfig_copy.write_bytes(kubeconfig.read_bytes())
-            kubeconfig_copy.chmod(0o600)
-            kubeconfig = kubeconfig_copy
+            kubeconfig = copy_kubeconfig(kubeconfig, kubeconfig_copy)
         cluster = stack.enter_context(KubernetesCluster(
             kubeconfig=kubeconfig, context=kind.context, namespace=namespace, run=run, undo=undo, flavor="kind",
             image=kind.image, backfill_pods=BACKFILL_PODS, allow_cluster_scoped=True, allow_node_faults=True,
