@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import ClassVar, TypeVar, Union
 
 
@@ -105,6 +106,9 @@ class CheckpointSaved(Event):
     seconds: float
     bytes: int
     reason: str  # "periodic", "sigterm" or "final"
+    # A sha256 per state component saved (parameters, optimizer, scheduler, rng_torch, rng_numpy,
+    # rng_python, rng_cuda, data_position, ...): what a restore must bring back exactly.
+    components: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,6 +120,29 @@ class CheckpointRestored(Event):
     step: int
     manifest_key: str
     seconds: float
+    components: Mapping[str, str] = field(default_factory=dict)  # the digests of the state as loaded
+
+
+@dataclass(frozen=True, kw_only=True)
+class DigestTrail(Event):
+    """The training state's digests after ``step`` (every N steps): where a resumed run
+    departs from the uninterrupted one."""
+
+    KIND: ClassVar[str] = "digest_trail"
+    run_id: str
+    step: int
+    components: Mapping[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentReported(Event):
+    """A step process's environment: ``fingerprint`` hashes ``details`` (library versions,
+    device, determinism settings, image)."""
+
+    KIND: ClassVar[str] = "environment"
+    run_id: str
+    fingerprint: str
+    details: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,6 +284,8 @@ AnyEvent = Union[
     TrainStep,
     CheckpointSaved,
     CheckpointRestored,
+    DigestTrail,
+    EnvironmentReported,
     SigtermReceived,
     TrainingCompleted,
     ArtifactWritten,
@@ -282,6 +311,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         TrainStep,
         CheckpointSaved,
         CheckpointRestored,
+        DigestTrail,
+        EnvironmentReported,
         SigtermReceived,
         TrainingCompleted,
         ArtifactWritten,
