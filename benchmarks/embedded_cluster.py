@@ -16,7 +16,6 @@ import signal
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from kubernetes import client, config
@@ -30,7 +29,11 @@ from harness.history.store import History
 from harness.schedule import wait_for_training_step
 from harness.undo import UndoLog
 from harness.workload.pipeline_run import PipelineRun
-from harness.workload.settings import TRAINING_STEPS, PipelineSettings
+from harness.workload.reference import reference_workload
+from harness.workload.settings import PipelineSettings, steps_through_training
+
+WORKLOAD = reference_workload()
+TRAINING_STEPS = steps_through_training(WORKLOAD)
 
 
 def control_plane_start(undo: UndoLog) -> list[float]:
@@ -59,12 +62,12 @@ def pod_start_latency(env, count: int = 20) -> list[float]:
 def recovery(env, policy: str, tmp: Path) -> list[str]:
     """Delete gracefully at step 150, force-delete at 300, kill the container's process at 450 and 600
     (a crash: the second one meets the Job controller's or the kubelet's backoff)."""
-    settings = replace(PipelineSettings(), restart_policy=policy, train_steps=800)
+    settings = PipelineSettings(restart_policy=policy, params={'train_steps': 800})
     run_id = f"bench-{policy.lower()}"
     lines = []
     api = client.CoreV1Api(config.new_client_from_config(config_file=str(env.kubeconfig)))
     with History(tmp / f"{run_id}.jsonl") as history:
-        run = PipelineRun(cluster=env.cluster, sink=history.append, settings=settings, run_id=run_id,
+        run = PipelineRun(cluster=env.cluster, sink=history.append, workload=WORKLOAD, settings=settings, run_id=run_id,
                           kind="daily", bucket="bench", s3_env=dict(env.s3_env), steps=TRAINING_STEPS)
         run.start()
         for step, how in ((150, "graceful delete"), (300, "forced delete"), (450, "process killed"),

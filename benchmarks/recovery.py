@@ -26,8 +26,12 @@ from harness.environment import embedded_environment
 from harness.history.events import RunStarted, StepFinished, TrainStep, of_type
 from harness.history.store import History, load
 from harness.workload.pipeline_run import PipelineRun
-from harness.workload.settings import TRAINING_STEPS, PipelineSettings
+from harness.workload.reference import reference_workload
+from harness.workload.settings import PipelineSettings, steps_through_training
 from reference_pipeline.model import SPECS, build
+
+WORKLOAD = reference_workload()
+TRAINING_STEPS = steps_through_training(WORKLOAD)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +55,7 @@ def restart_floor(tmp: Path, repeats: int = 5) -> float:
 
 def train_steps(env, settings: PipelineSettings, run_id: str, tmp: Path) -> list[TrainStep]:
     with History(tmp / f"{run_id}.jsonl") as history:
-        run = PipelineRun(cluster=env.cluster, sink=history.append, settings=settings, run_id=run_id,
+        run = PipelineRun(cluster=env.cluster, sink=history.append, workload=WORKLOAD, settings=settings, run_id=run_id,
                           kind="daily", bucket="bench", s3_env=dict(env.s3_env), steps=TRAINING_STEPS)
         run.start()
         outcome = run.wait(timeout=600)
@@ -88,7 +92,7 @@ def main() -> None:
                 steps = train_steps(env, base, f"bench-ckpt-{i}", tmp)
                 with_ck.append(rate(steps))
                 stalls.append(stall_share(steps, every=100))
-                without_ck.append(rate(train_steps(env, PipelineSettings(checkpoint_every=10**9),
+                without_ck.append(rate(train_steps(env, PipelineSettings(params={'checkpoint_every': 10**9}),
                                                    f"bench-nockpt-{i}", tmp)))
             w, wo = statistics.mean(with_ck), statistics.mean(without_ck)
             print(f"training throughput over 3 alternating pairs of runs: {wo:.1f} steps/s without checkpoints "

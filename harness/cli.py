@@ -10,6 +10,7 @@ from pathlib import Path
 from harness.baseline import compare, describe, load_scores
 from harness.errors import HarnessError
 from harness.experiment.loader import load_experiment
+from harness.workload.declaration import load_workload
 from harness.lifecycle import install_signal_handlers
 from harness.suite import DEFAULT_MIN_SCORE
 from harness.suite_runner import SuiteRunner
@@ -34,7 +35,9 @@ def _experiment_files(paths: list[str]) -> list[Path]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    specs = [load_experiment(p) for p in _experiment_files(args.paths)]  # all valid before anything starts
+    workload = load_workload(Path(args.pipeline)) if args.pipeline else None
+    # All valid before anything starts.
+    specs = [load_experiment(p, workload=workload) for p in _experiment_files(args.paths)]
     cluster = options_from(vars(args), keep_cluster=args.keep_cluster)
     for spec in specs:
         refuse_unsafe(spec, cluster)
@@ -114,8 +117,9 @@ def cmd_cluster_down(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    workload = load_workload(Path(args.pipeline)) if args.pipeline else None
     for path in _experiment_files(args.paths):
-        spec = load_experiment(path)
+        spec = load_experiment(path, workload=workload)
         print(f"{path}: ok ({', '.join(c.name for c in spec.checks)})")
     return 0
 
@@ -133,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--baseline", default=None, help="an earlier summary.json to compare the score with")
     run.add_argument("--max-drop", type=float, default=5.0, help="points the score may drop below the baseline")
     run.add_argument("--seed", type=int, default=None, help="override the pipelines' seed (replay a run)")
+    run.add_argument("--pipeline", default=None, metavar="FILE",
+                     help="the pipeline under test, a pipeline.yaml (default: each experiment's, else the reference)")
     run.add_argument("--keep-cluster", action="store_true",
                      help="keep the cluster (embedded: its work folder with pod logs; kind: the kind cluster)")
     run.set_defaults(func=cmd_run)
@@ -160,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     add_preflight(sub)
     val = sub.add_parser("validate", help="check experiment files without running them")
     val.add_argument("paths", nargs="*", default=["experiments"])
+    val.add_argument("--pipeline", default=None, metavar="FILE", help="check them against this pipeline.yaml")
     val.set_defaults(func=cmd_validate)
     args = parser.parse_args(argv)
     install_signal_handlers()

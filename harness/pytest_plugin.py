@@ -26,6 +26,8 @@ import pytest
 from harness.baseline import describe
 from harness.errors import HarnessError
 from harness.experiment.loader import load_experiment
+from harness.workload.declaration import load_workload
+from harness.workload.role import Workload
 from harness.experiment.model import ExperimentSpec
 from harness.experiment.result import ExperimentResult
 from harness.lifecycle import install_signal_handlers, restore_signal_handlers
@@ -38,6 +40,7 @@ _RUNNER = pytest.StashKey[SuiteRunner]()
 _SUITE = pytest.StashKey[SuiteResult]()
 _HANDLERS = pytest.StashKey[dict[int, Any]]()
 _LOW_SCORES = pytest.StashKey[int]()
+_WORKLOAD = pytest.StashKey[Workload | None]()
 _EXTENSIONS = (".yaml", ".yml", ".json")
 
 
@@ -51,11 +54,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="an earlier summary.json; fail when the suite score drops more than --chaos-max-drop below it")
     group.addoption("--chaos-max-drop", type=float, default=5.0, help="points the score may drop below the baseline")
     group.addoption("--chaos-seed", type=int, default=None, help="override every pipeline's seed (replay a run)")
+    group.addoption("--pipeline", default=None, metavar="FILE",
+                    help="the pipeline under test, a pipeline.yaml (default: each experiment's, else the reference)")
     group.addoption("--keep-cluster", action="store_true", help="keep the cluster's work folder after the run")
     group.addoption("--chaos-reports", default="reports", help="folder for run reports and the 'latest' link")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    pipeline = config.getoption("--pipeline")
+    try:
+        config.stash[_WORKLOAD] = load_workload(Path(pipeline)) if pipeline else None
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
     config.stash[_RUNNER] = SuiteRunner(
         reports_root=Path(config.getoption("--chaos-reports")),
         min_score=config.getoption("--chaos-min-score"),
@@ -101,7 +111,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 class ExperimentFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        spec = load_experiment(self.path)
+        spec = load_experiment(self.path, workload=self.config.stash[_WORKLOAD])
         yield ExperimentItem.from_parent(self, name=spec.name, spec=spec)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]

@@ -24,7 +24,8 @@ from harness.history.store import History
 from harness.services.proxy import ProxyControl
 from harness.workload.backfill import Backfill
 from harness.workload.pipeline_run import PipelineRun
-from harness.workload.settings import PipelineSettings
+from harness.workload.role import Workload
+from harness.workload.settings import CHECKPOINT_EVERY, TRAIN_STEPS, PipelineSettings
 
 
 MAIN = "main"
@@ -58,11 +59,13 @@ class ActiveExperiment:
     """Mutable state of the experiment being run: its pipeline runs and faults."""
 
     def __init__(
-        self, *, env: Environment, name: str, run_id: str, settings: PipelineSettings, history: History, bucket: str
+        self, *, env: Environment, name: str, run_id: str, workload: Workload, settings: PipelineSettings,
+        history: History, bucket: str,
     ) -> None:
         self.env = env
         self.name = name
         self.run_id = run_id
+        self.workload = workload
         self.settings = settings
         self.history = history
         self.bucket = bucket
@@ -95,6 +98,7 @@ class ActiveExperiment:
             run = PipelineRun(
                 cluster=self.env.cluster,
                 sink=self.history.append,
+                workload=self.workload,
                 settings=settings,
                 run_id=run_id,
                 kind=kind,
@@ -132,7 +136,8 @@ class ActiveExperiment:
                 name=name,
                 cluster=self.env.cluster,
                 sink=self.history.append,
-                settings=replace(self.settings, train_steps=train_steps, checkpoint_every=max(1, train_steps // 4)),
+                workload=self.workload,
+                settings=self.backfill_settings(train_steps),
                 dates=dates,
                 concurrency=concurrency,
                 bucket=self.bucket,
@@ -157,6 +162,14 @@ class ActiveExperiment:
 
         self.on_heal(fault_id, heal)
         return backfill
+
+    def backfill_settings(self, train_steps: int) -> PipelineSettings:
+        """The experiment's settings for a backfill's runs: ``train_steps`` steps, checkpoints every
+        quarter of them, where the workload declares those settings."""
+        declared = self.workload.settings
+        values = {k: v for k, v in ((TRAIN_STEPS, train_steps), (CHECKPOINT_EVERY, max(1, train_steps // 4)))
+                  if k in declared}
+        return self.settings.with_params(**values)
 
     def next_fault_id(self, fault: str) -> str:
         return f"{fault}-{next(self._fault_ids)}"

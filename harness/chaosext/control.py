@@ -18,6 +18,7 @@ from harness import runtime
 from harness.cluster.options import ARGUMENTS, options_from
 from harness.environment import open_environment
 from harness.experiment.loader import spec_from_document
+from harness.workload.declaration import load_workload
 from harness.experiment.session import ExperimentSession
 from harness.report.writer import write_reports
 from harness.suite import summarize
@@ -36,9 +37,12 @@ def before_experiment_control(context: dict[str, Any], **kwargs: Any) -> None:
         return
     # Chaos Toolkit hands controls the parsed document, not its file name: name it by its title.
     name = re.sub(r"[^a-z0-9]+", "-", str(context.get("title", "experiment")).lower()).strip("-")[:40]
-    spec = spec_from_document(context, path=Path(f"{name or 'experiment'}.yaml"))
-    _tag = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     configuration = context.get("configuration") or {}
+    # harness_pipeline: the pipeline under test (a pipeline.yaml); relative paths are from the working folder.
+    pipeline = configuration.get("harness_pipeline")
+    workload = load_workload(Path(str(pipeline))) if pipeline else None
+    spec = spec_from_document(context, path=Path(f"{name or 'experiment'}.yaml"), workload=workload)
+    _tag = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     # harness_cluster, harness_context, harness_kubeconfig, ... : the mlchaos run options, named harness_<dest>.
     options = options_from({a.dest: configuration.get(f"harness_{a.dest}") for a in ARGUMENTS})
     env = _stack.enter_context(open_environment(options=options, run=_tag,

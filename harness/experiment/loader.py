@@ -16,19 +16,24 @@ from harness.checks.registry import KNOWN_CHECKS, CheckSpec
 from harness.checks.slo import parse_slos
 from harness.errors import ExperimentError
 from harness.experiment.model import EXTENSION_NAME, ExperimentSpec
-from harness.workload.settings import PipelineSettings
+from harness.workload.declaration import WorkloadError, load_workload
+from harness.workload.reference import reference_workload
+from harness.workload.role import Workload
+from harness.workload.settings import PipelineSettings, check_params
 
-_PIPELINE_FIELDS = {f.name for f in fields(PipelineSettings)}
+# The harness's own run settings; any other key of extensions.harness.pipeline is the workload's.
+_RUN_FIELDS = {f.name for f in fields(PipelineSettings)} - {"params"}
 
 
-def load_experiment(path: Path) -> ExperimentSpec:
+def load_experiment(path: Path, *, workload: Workload | None = None) -> ExperimentSpec:
     """Parse ``path`` (YAML or JSON), validate it as a Chaos Toolkit experiment
     (activities must resolve to importable functions with matching arguments)
-    and read the harness extension. Raises ``ExperimentError``."""
-    return spec_from_document(_parse(path), path=path)
+    and read the harness extension. ``workload`` (from ``--pipeline``) overrides the
+    experiment's own. Raises ``ExperimentError``."""
+    return spec_from_document(_parse(path), path=path, workload=workload)
 
 
-def spec_from_document(document: dict[str, Any], *, path: Path) -> ExperimentSpec:
+def spec_from_document(document: dict[str, Any], *, path: Path, workload: Workload | None = None) -> ExperimentSpec:
     """Validate an already parsed experiment; ``path`` names it in errors and gives its name."""
     try:
         # chaoslib logs each problem before raising; the raised message is what we report.
@@ -39,12 +44,14 @@ def spec_from_document(document: dict[str, Any], *, path: Path) -> ExperimentSpe
     finally:
         logging.getLogger("chaostoolkit").disabled = False
     ext = _extension(path, document)
+    chosen = workload or _workload(path, ext.get("workload"))
     return ExperimentSpec(
         path=path,
         name=path.stem,
         title=str(document.get("title", path.stem)),
         weight=_number(path, ext, "weight", 1.0),
-        pipeline=_pipeline(path, ext.get("pipeline", {})),
+        workload=chosen,
+        pipeline=_pipeline(path, ext.get("pipeline", {}), chosen),
         checks=_checks(path, ext.get("checks"), has_slos=bool(ext.get("slos"))),
         slos=parse_slos(ext.get("slos"), source=str(path)),
         document=document,
@@ -99,16 +106,28 @@ def _checks(path: Path, raw: Any, *, has_slos: bool) -> tuple[CheckSpec, ...]:
     return tuple(specs)
 
 
-def _pipeline(path: Path, raw: Any) -> PipelineSettings:
+def _workload(path: Path, raw: Any) -> Workload:
+    """The extension's ``workload`` (a pipeline.yaml, relative to the experiment), else the reference."""
+    try:
+        if raw is None:
+            return reference_workload()
+        if not isinstance(raw, str) or not raw:
+            raise ExperimentError(f"{path}: extensions.harness.workload must be the path of a pipeline.yaml")
+        return load_workload((path.parent / raw))
+    except WorkloadError as exc:
+        raise ExperimentError(f"{path}: {exc}") from None
+
+
+def _pipeline(path: Path, raw: Any, workload: Workload) -> PipelineSettings:
     if not isinstance(raw, dict):
         raise ExperimentError(f"{path}: extensions.harness.pipeline must be a mapping")
-    unknown = sorted(set(raw) - set(_PIPELINE_FIELDS))
-    if unknown:
-        raise ExperimentError(
-            f"{path}: unknown pipeline setting(s) {', '.join(unknown)}; known: {', '.join(sorted(_PIPELINE_FIELDS))}"
-        )
+    run = {k: v for k, v in raw.items() if k in _RUN_FIELDS}
+    try:
+        params = check_params(workload, {k: v for k, v in raw.items() if k not in _RUN_FIELDS}, source=str(path))
+    except WorkloadError as exc:
+        raise ExperimentError(f"{exc}; the harness's own settings are {', '.join(sorted(_RUN_FIELDS))}") from None
     defaults = PipelineSettings()
-    for key, value in raw.items():
+    for key, value in run.items():
         default = getattr(defaults, key)
         expected: tuple[type, ...] = (int,) if default is None else (type(default),)
         if expected == (float,):
@@ -117,4 +136,4 @@ def _pipeline(path: Path, raw: Any) -> PipelineSettings:
             raise ExperimentError(
                 f"{path}: pipeline setting {key} must be {' or '.join(t.__name__ for t in expected)}, got {value!r}"
             )
-    return PipelineSettings(**raw)
+    return PipelineSettings(**run, params=params)

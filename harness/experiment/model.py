@@ -9,6 +9,7 @@ from typing import Any
 
 from harness.checks.registry import CheckSpec
 from harness.checks.slo import SloSpec
+from harness.workload.role import Workload
 from harness.workload.settings import PipelineSettings
 
 EXTENSION_NAME = "harness"
@@ -27,6 +28,7 @@ class ExperimentSpec:
     name: str  # the file's stem, e.g. "pod-delete"
     title: str
     weight: float
+    workload: Workload  # the pipeline under test: --pipeline, else the extension's ``workload``, else the reference
     pipeline: PipelineSettings
     checks: tuple[CheckSpec, ...]
     slos: tuple[SloSpec, ...]

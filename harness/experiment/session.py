@@ -25,11 +25,12 @@ from harness.experiment.observe import observe_slos, save_observations
 from harness.errors import HarnessError, ServiceError
 from harness.experiment.model import ExperimentSpec
 from harness.experiment.result import ExperimentResult
+from harness.evidence.reference import ReferenceRun
 from harness.history.events import ExperimentEnded, ExperimentStarted
 from harness.history.store import History
 from harness.services.inventory import Inventory, prepare_bucket, take_inventory
 from harness.score import experiment_score
-from harness.workload.reference_run import reference_params_sha256
+from harness.workload.reference_run import reference_run
 
 
 def run_id_for(name: str, tag: str) -> str:
@@ -49,7 +50,7 @@ class ExperimentSession:
         self.run_id = run_id_for(spec.name, tag)
         self._stack = ExitStack()
         self._active: runtime.ActiveExperiment | None = None
-        self._reference: str | None = None
+        self._reference: ReferenceRun | None = None
         self._reference_error = ""
         self._started = 0.0
         self._window_start = 0.0
@@ -58,8 +59,9 @@ class ExperimentSession:
         self._started = time.time()
         if any(c.name == RESUME for c in self.spec.checks):
             try:
-                self._reference = reference_params_sha256(
+                self._reference = reference_run(
                     cluster=self.env.cluster,
+                    workload=self.spec.workload,
                     settings=self.spec.pipeline,
                     s3_env=dict(self.env.s3_env),
                     cache_dir=self.env.cache_dir,
@@ -75,6 +77,7 @@ class ExperimentSession:
             env=self.env,
             name=self.spec.name,
             run_id=self.run_id,
+            workload=self.spec.workload,
             settings=self.spec.pipeline,
             history=history,
             bucket=self.run_id[:63],
@@ -125,7 +128,7 @@ class ExperimentSession:
             CheckInputs(
                 events=events,
                 run_id=self.run_id,
-                reference_sha256=self._reference,
+                reference_sha256=self._reference.params_sha256 if self._reference else None,
                 inventory=inventory,
                 pod_limit=self.env.pod_limit,
                 scoped_quotas=self.env.scoped_quotas,
@@ -150,7 +153,7 @@ class ExperimentSession:
             started_at=self._started,
             ended_at=time.time(),
             history_path=self.out_dir / "history.jsonl",
-            reference_sha256=self._reference,
+            reference_sha256=self._reference.params_sha256 if self._reference else None,
             error=error or self._reference_error or interrupted,
         )
 

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 
 from harness.cluster.base import Cluster, EventSink
 from harness.workload.pipeline_run import PipelineRun, RunOutcome
+from harness.workload.role import Workload
 from harness.workload.settings import PipelineSettings
 
 BACKFILL_CPU_REQUEST = "50m"  # backfills get a small CPU share (process nodes: nice 18)
@@ -36,6 +37,7 @@ class Backfill:
         name: str,
         cluster: Cluster,
         sink: EventSink,
+        workload: Workload,
         settings: PipelineSettings,
         dates: Sequence[str],
         concurrency: int,
@@ -47,6 +49,7 @@ class Backfill:
         self.name = name
         self._cluster = cluster
         self._sink = sink
+        self._workload = workload
         self._settings = settings
         self._dates = list(dates)
         self._concurrency = concurrency
@@ -81,6 +84,7 @@ class Backfill:
             run = PipelineRun(
                 cluster=self._cluster,
                 sink=self._sink,
+                workload=self._workload,
                 settings=replace(self._settings, date=day),
                 run_id=f"backfill-{day}",
                 kind="backfill",

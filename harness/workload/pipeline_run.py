@@ -1,8 +1,9 @@
-"""One run of the reference pipeline: its steps as Jobs, one after another.
+"""One run of a workload: its steps as Jobs, one after another.
 
-Like an orchestrator's DAG run (Argo, Airflow): each step is a Kubernetes-like
-Job, retried by the cluster up to its backoff limit; a step that fails for good
-stops the run. The run executes in a background thread so faults can be
+Like an orchestrator's DAG run (Argo, Airflow): each step is a Kubernetes Job,
+retried by the cluster up to its backoff limit; a step that fails for good stops
+the run. Steps run one at a time in the declared order (which respects each
+step's ``after``). The run executes in a background thread so faults can be
 injected while it trains.
 """
 
@@ -10,15 +11,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from harness.cluster.base import PRIORITY_BACKFILL, PRIORITY_DAILY, Cluster, EventSink, JobSpec, RestartPolicy
 from harness.errors import HarnessError
-from harness.workload.settings import STEPS, PipelineSettings
+from harness.workload.role import StepTemplate, Workload
+from harness.workload.settings import PipelineSettings, run_env
 
+# Prometheus applies discovered targets at most every 5 s, then scrapes every 1 s: the last step lingers.
 METRICS_LINGER_SECONDS = "8"
-METRICS_PORT = 9100  # the container port Prometheus scrapes (process nodes map it to a free host port)  # Prometheus applies discovered targets at most every 5 s, then scrapes every 1 s
+METRICS_PORT = 9100  # the container port Prometheus scrapes (process nodes map it to a free host port)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,6 +33,29 @@ class RunOutcome:
     detail: str
 
 
+def step_env(
+    workload: Workload, settings: PipelineSettings, *, step: StepTemplate, run_id: str, kind: str, bucket: str,
+    s3_env: Mapping[str, str], started_at: float, last: bool, gpus: int = 0,
+) -> dict[str, str]:
+    """The environment a step's process gets from the harness (the workload contract's harness side;
+    the cluster adds POD_NAME, NODE_NAME, POD_IP, JOB_NAME, METRICS_PORT and TMPDIR)."""
+    env = {
+        **run_env(workload, settings),
+        **step.env,
+        **s3_env,
+        "S3_BUCKET": bucket,
+        "RUN_ID": run_id,
+        "RUN_KIND": kind,
+        "RUN_STARTED_AT": f"{started_at:.3f}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if last:
+        env["METRICS_LINGER_SECONDS"] = METRICS_LINGER_SECONDS
+    if gpus:
+        env["DEVICE"] = "cuda"
+    return env
+
+
 class PipelineRun:
     """A pipeline run in the background. Use ``start``, then ``wait`` or ``cancel``."""
 
@@ -38,12 +64,13 @@ class PipelineRun:
         *,
         cluster: Cluster,
         sink: EventSink,
+        workload: Workload,
         settings: PipelineSettings,
         run_id: str,
         kind: str,
         bucket: str,
         s3_env: dict[str, str],
-        steps: Sequence[str] = STEPS,
+        steps: Sequence[StepTemplate] | None = None,
         name: str = "",
         priority_class: str = "",
         cpu_request: str = "",
@@ -57,10 +84,11 @@ class PipelineRun:
         self._cpu_limit = cpu_limit
         self._cluster = cluster
         self._sink = sink
+        self._workload = workload
         self._settings = settings
         self._bucket = bucket
         self._s3_env = s3_env
-        self._steps = tuple(steps)
+        self._steps = tuple(workload.steps if steps is None else steps)
         self._cancelled = threading.Event()
         self._outcome: RunOutcome | None = None
         self._thread = threading.Thread(target=self._run, name=f"pipeline-{self.name}", daemon=True)
@@ -95,55 +123,46 @@ class PipelineRun:
                 pass
         self._thread.join(60)
 
-    def _spec(self, step: str) -> JobSpec:
+    def _spec(self, step: StepTemplate) -> JobSpec:
         s = self._settings
-        env = {
-            **s.env(),
-            **self._s3_env,
-            "S3_BUCKET": self._bucket,
-            "RUN_ID": self.run_id,
-            "RUN_KIND": self.kind,
-            "RUN_STARTED_AT": f"{self._started_at:.3f}",
-            "PYTHONUNBUFFERED": "1",
-        }
-        if step == self._steps[-1]:
-            env["METRICS_LINGER_SECONDS"] = METRICS_LINGER_SECONDS
-        gpus = s.gpus if step == "train" else 0
-        if gpus:
-            env["DEVICE"] = "cuda"
+        gpus = s.gpus if step.name == self._workload.train_step else 0
+        env = step_env(self._workload, s, step=step, run_id=self.run_id, kind=self.kind, bucket=self._bucket,
+                       s3_env=self._s3_env, started_at=self._started_at, last=step == self._steps[-1], gpus=gpus)
         policy: RestartPolicy = "Never" if s.restart_policy == "Never" else "OnFailure"
         return JobSpec(
-            name=self.job_name(step),
-            command=("python", "-m", "reference_pipeline", step),
+            name=self.job_name(step.name),
+            command=step.command,
+            image=step.image,
             env=env,
-            labels={"pipeline": s.pipeline, "run": self.run_id, "step": step, "kind": self.kind},
+            labels={"pipeline": self._workload.name, "run": self.run_id, "step": step.name, "kind": self.kind},
             backoff_limit=s.backoff_limit,
             restart_policy=policy,
             priority_class=self._priority_class,
             termination_grace_period_seconds=s.termination_grace_period_seconds,
             metrics_port=METRICS_PORT,
-            cpu_request=self._cpu_request,
-            cpu_limit=self._cpu_limit,
+            cpu_request=self._cpu_request or step.cpu_request,
+            cpu_limit=self._cpu_limit or step.cpu_limit,
             gpus=gpus,
         )
 
     def _run(self) -> None:
-        failed, detail, step = "", "all steps succeeded", ""
+        failed, detail = "", "all steps succeeded"
+        step: StepTemplate | None = None
         try:
             for step in self._steps:
                 if self._cancelled.is_set():
-                    failed, detail = step, "cancelled"
+                    failed, detail = step.name, "cancelled"
                     break
                 spec = self._spec(step)
                 self._current_job = spec.name
                 self._cluster.submit_job(spec, sink=self._sink)
                 status = self._cluster.wait_job(spec.name, timeout=self._settings.step_timeout_seconds)
                 if not status.succeeded:
-                    failed = step
-                    detail = f"step {step} failed after {status.failed} failed attempt(s)"
+                    failed = step.name
+                    detail = f"step {step.name} failed after {status.failed} failed attempt(s)"
                     break
         except HarnessError as exc:
-            failed, detail = failed or step, str(exc)
+            failed, detail = failed or (step.name if step else ""), str(exc)
         finally:
             self._current_job = ""
             self._outcome = RunOutcome(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -160,7 +161,14 @@ class PodWorker:
         except Exception:
             log.exception("pod %s/%s: worker failed", self.namespace, self.name)
         finally:
+            # The pod's scratch folder lives as long as the pod, as an emptyDir does.
+            shutil.rmtree(self._scratch_dir(), ignore_errors=True)
             self.finished.set()
+
+    def _scratch_dir(self) -> Path:
+        """The pod's own local disk (``TMPDIR``): kept across in-place container restarts,
+        removed with the pod, so a replacement pod (on any node) starts with an empty one."""
+        return self._workdir / "scratch" / f"{self.namespace}_{self.name}_{self.uid}"
 
     def _live(self) -> None:
         with self._cond:
@@ -245,6 +253,10 @@ class PodWorker:
             if not argv:
                 raise HarnessError("the container has no command: process nodes do not run images' entrypoints")
             env = container_env(self._pod, container)
+            if not any(item.get("name") == "TMPDIR" for item in container.get("env") or []):
+                scratch = self._scratch_dir()
+                scratch.mkdir(parents=True, exist_ok=True)
+                env["TMPDIR"] = str(scratch)
             process = ContainerProcess(
                 argv=argv, env=env, cwd=Path(container.get("workingDir") or self._pod_cwd), logfile=logfile,
                 undo=self._undo, description=f"pod {self.namespace}/{self.name} on {self._node}",
