@@ -8,17 +8,16 @@ import sys
 from pathlib import Path
 
 from harness.baseline import compare, describe, load_scores
-from harness.errors import HarnessError
-from harness.experiment.loader import load_experiment
-from harness.workload.declaration import load_workload
-from harness.lifecycle import install_signal_handlers
-from harness.suite import DEFAULT_MIN_SCORE
-from harness.suite_runner import SuiteRunner
 from harness.cluster.kube.heartbeat import STALE_SECONDS
 from harness.cluster.kube.preflight_cli import add_parser as add_preflight
 from harness.cluster.options import ALLOWED_CONTEXTS_ENV, ARGUMENTS, ClusterOptions, options_from
-from harness.suite_runner import refuse_unsafe
+from harness.errors import HarnessError
+from harness.experiment.loader import load_experiment
+from harness.lifecycle import install_signal_handlers
+from harness.suite import DEFAULT_MIN_SCORE
+from harness.suite_runner import SuiteRunner, refuse_unsafe
 from harness.undo import default_state_dir, default_undo_log, heal
+from harness.workload.declaration import load_workload
 
 
 def _experiment_files(paths: list[str]) -> list[Path]:
@@ -30,7 +29,8 @@ def _experiment_files(paths: list[str]) -> list[Path]:
         else:
             files.append(p)
     if not files:
-        raise HarnessError(f"no experiment files in {' '.join(paths)}; pass .yaml/.json experiment files or a folder of them")
+        raise HarnessError(f"no experiment files in {' '.join(paths)}; "
+                           "pass .yaml/.json experiment files or a folder of them")
     return files
 
 
@@ -75,8 +75,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
-    import harness.cluster.kube.undo_kinds  # noqa: F401  # teaches heal to undo cordons and namespaces
-    import harness.cluster.kind  # noqa: F401  # ... and to delete a kind cluster a killed run created
+    import harness.cluster.kind  # ... and to delete a kind cluster a killed run created
+    import harness.cluster.kube.undo_kinds  # teaches heal to undo cordons and namespaces
     import harness.services.proxy.undo_kind  # noqa: F401  # ... and to clear a standalone proxy's faults
 
     done = heal(default_undo_log())

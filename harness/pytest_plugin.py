@@ -24,17 +24,17 @@ from typing import Any
 import pytest
 
 from harness.baseline import describe
+from harness.cluster.options import ARGUMENTS, ClusterOptions, options_from
 from harness.errors import HarnessError
 from harness.experiment.loader import load_experiment
-from harness.workload.declaration import load_workload
-from harness.workload.role import Workload
 from harness.experiment.model import ExperimentSpec
 from harness.experiment.result import ExperimentResult
 from harness.lifecycle import install_signal_handlers, restore_signal_handlers
 from harness.runtime import Environment
 from harness.suite import DEFAULT_MIN_SCORE, SuiteResult
-from harness.cluster.options import ARGUMENTS, ClusterOptions, options_from
 from harness.suite_runner import SuiteRunner
+from harness.workload.declaration import load_workload
+from harness.workload.role import Workload
 
 _RUNNER = pytest.StashKey[SuiteRunner]()
 _SUITE = pytest.StashKey[SuiteResult]()
@@ -114,7 +114,7 @@ class ExperimentFile(pytest.File):
         spec = load_experiment(self.path, workload=self.config.stash[_WORKLOAD])
         yield ExperimentItem.from_parent(self, name=spec.name, spec=spec)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, HarnessError):
             return str(excinfo.value)
         return str(super().repr_failure(excinfo))
@@ -140,7 +140,7 @@ class ExperimentItem(pytest.Item):
             self.config.stash[_LOW_SCORES] = self.config.stash.get(_LOW_SCORES, 0) + 1
             raise ExperimentFailed(report)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, (ExperimentFailed, HarnessError)):
             return str(excinfo.value)
         return str(super().repr_failure(excinfo))
@@ -168,7 +168,8 @@ def chaos_environment(pytestconfig: pytest.Config) -> Environment:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     suite = config.stash[_RUNNER].close()
-    restore_signal_handlers(config.stash[_HANDLERS])
+    handlers: dict[int, Any] = config.stash[_HANDLERS]
+    restore_signal_handlers(handlers)
     if suite is None:
         return
     config.stash[_SUITE] = suite
@@ -195,4 +196,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.write_line(
         f"resilience score {suite.score.value:.1f} (minimum {suite.min_score:g}): {verdict} = {suite.score.formula}"
     )
-    terminalreporter.write_line(f"reports: {runner.run_dir} (summary.json, junit.xml, report.html); latest -> {runner.tag}")
+    terminalreporter.write_line(f"reports: {runner.run_dir} (summary.json, junit.xml, report.html); "
+                                f"latest -> {runner.tag}")

@@ -9,8 +9,8 @@ time.
 from __future__ import annotations
 
 import itertools
-import time
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -26,7 +26,6 @@ from harness.workload.backfill import Backfill
 from harness.workload.pipeline_run import PipelineRun
 from harness.workload.role import Workload
 from harness.workload.settings import CHECKPOINT_EVERY, TRAIN_STEPS, PipelineSettings
-
 
 MAIN = "main"
 BACKFILL = "concurrent-backfill"
@@ -213,7 +212,8 @@ def current() -> ActiveExperiment:
             "`mlchaos run`, or `chaos run` with the harness control declared in the experiment"
         )
     if _current.interrupted:
-        raise HarnessError(f"experiment {_current.name!r} was interrupted ({_current.interrupted}); nothing more is done")
+        raise HarnessError(f"experiment {_current.name!r} was interrupted ({_current.interrupted}); "
+                           "nothing more is done")
     return _current
 
 

@@ -68,7 +68,8 @@ def _parse(path: Path) -> dict[str, Any]:
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ExperimentError(f"{path}: not valid YAML/JSON{where}: fix the syntax") from None
     if not isinstance(document, dict):
-        raise ExperimentError(f"{path}: an experiment must be a mapping with title, method, ...; got {type(document).__name__}")
+        raise ExperimentError(f"{path}: an experiment must be a mapping with title, method, ...; "
+                              f"got {type(document).__name__}")
     return document
 
 
@@ -113,7 +114,7 @@ def _workload(path: Path, raw: Any) -> Workload:
             return reference_workload()
         if not isinstance(raw, str) or not raw:
             raise ExperimentError(f"{path}: extensions.harness.workload must be the path of a pipeline.yaml")
-        return load_workload((path.parent / raw))
+        return load_workload(path.parent / raw)
     except WorkloadError as exc:
         raise ExperimentError(f"{path}: {exc}") from None
 

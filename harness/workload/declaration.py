@@ -95,7 +95,8 @@ def _mapping(path: Path, raw: object, what: str, allowed: set[str]) -> Mapping[s
         raise WorkloadError(f"{path}: {what} must be a mapping, got {type(raw).__name__}")
     unknown = sorted(str(k) for k in set(raw) - allowed)
     if unknown:
-        raise WorkloadError(f"{path}: {what} has unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}")
+        raise WorkloadError(f"{path}: {what} has unknown key(s) {', '.join(unknown)}; "
+                            f"known: {', '.join(sorted(allowed))}")
     return cast(Mapping[str, Any], raw)
 
 

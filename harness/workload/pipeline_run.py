@@ -9,6 +9,7 @@ injected while it trains.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -117,10 +118,8 @@ class PipelineRun:
         """Stop the run: no further steps; the running step's Job is deleted (with grace)."""
         self._cancelled.set()
         if self._current_job:
-            try:
+            with contextlib.suppress(HarnessError):  # already gone
                 self._cluster.delete_job(self._current_job)
-            except HarnessError:
-                pass
         self._thread.join(60)
 
     def _spec(self, step: StepTemplate) -> JobSpec:

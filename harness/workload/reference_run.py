@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def reference_run(
     return _parse(doc)
 
 
-def _parse(doc: dict[str, object]) -> ReferenceRun:
+def _parse(doc: Mapping[str, object]) -> ReferenceRun:
     raw_trail = doc.get("trail")
     trail = ({int(step): dict(c) for step, c in raw_trail.items() if isinstance(c, dict)}
              if isinstance(raw_trail, dict) else {})

@@ -20,7 +20,8 @@ POD_DELETE = ROOT / "experiments" / "pod-delete.yaml"
 def experiment(tmp_path: Path, *, workload: str | None = None, settings: str = "") -> Path:
     text = POD_DELETE.read_text()
     if workload is not None:
-        text = text.replace("  - name: harness\n    weight: 1\n", f"  - name: harness\n    weight: 1\n    workload: {workload}\n")
+        head = "  - name: harness\n    weight: 1\n"
+        text = text.replace(head, f"{head}    workload: {workload}\n")
     if settings:
         text = text.replace("      seed: 7\n", f"      seed: 7\n{settings}")
     path = tmp_path / "exp.yaml"
@@ -49,7 +50,7 @@ def test_pipeline_option_overrides_the_experiment(tmp_path: Path) -> None:
 def test_a_setting_the_chosen_pipeline_does_not_declare_is_refused(tmp_path: Path) -> None:
     mine = load_workload(write_declaration(tmp_path))
     path = experiment(tmp_path, settings="      model_size: large\n")
-    with pytest.raises(ExperimentError, match="pipeline tiny does not accept setting.*model_size") as info:
+    with pytest.raises(ExperimentError, match=r"pipeline tiny does not accept setting.*model_size") as info:
         load_experiment(path, workload=mine)
     assert "\n" not in str(info.value)
 

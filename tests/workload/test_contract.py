@@ -104,7 +104,7 @@ def test_an_uninterrupted_run_reports_what_the_checks_read(uninterrupted: tuple[
 
 def test_every_key_the_run_wrote_is_covered_by_the_declared_layout(
         uninterrupted: tuple[LocalRun, list[StepResult]]) -> None:
-    run, results = uninterrupted
+    run, _ = uninterrupted
     keys = sorted({key for key, _ in run.versions()})
     assert keys
     uncovered = [key for key in keys if run.workload.layout.match(key) is None]

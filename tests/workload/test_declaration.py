@@ -53,7 +53,7 @@ def test_settings_are_typed_defaulted_and_passed_as_env(tmp_path: Path) -> None:
     params = check_params(w, {"train_steps": 40}, source="exp.yaml")
     env = run_env(w, PipelineSettings(seed=3, params=params))
     assert env["TRAIN_STEPS"] == "40" and env["LR"] == "0.5" and env["SEED"] == "3" and env["PIPELINE_NAME"] == "tiny"
-    with pytest.raises(WorkloadError, match="does not accept setting.*model_size.*declares: lr, train_steps"):
+    with pytest.raises(WorkloadError, match=r"does not accept setting.*model_size.*declares: lr, train_steps"):
         check_params(w, {"model_size": "large"}, source="exp.yaml")
     with pytest.raises(WorkloadError, match="train_steps must be int"):
         check_params(w, {"train_steps": "many"}, source="exp.yaml")
@@ -73,7 +73,8 @@ def test_the_version_changes_with_the_code_and_the_declaration(tmp_path: Path) -
 @pytest.mark.parametrize(("change", "message"), [
     (("trains: true", "trains: false"), "exactly one step must say trains: true"),
     (("name: tiny", "name: Tiny_Pipeline"), "name must be"),
-    (("metrics: {last_step_timestamp: my_last_step}", "metrics: {steps_per_second: x}"), "unknown key.*steps_per_second"),
+    (("metrics: {last_step_timestamp: my_last_step}", "metrics: {steps_per_second: x}"),
+     "unknown key.*steps_per_second"),
     (('logical: "checkpoint/{run}/{step}"', 'logical: "checkpoint/{run}/{shard}"'), "uses {shard}"),
     (("pattern: '^latest$', mutable: true", "pattern: '^latest$'"), "logical id template, or mark it mutable"),
     (("command: [python, \"{dir}/publish.py\"]", "command: [python], after: [nowhere]"), "runs after 'nowhere'"),
@@ -88,7 +89,7 @@ def test_a_bad_declaration_is_one_line_naming_the_problem(tmp_path: Path, change
 
 
 def test_a_missing_or_unparsable_declaration_says_how_to_fix_it(tmp_path: Path) -> None:
-    with pytest.raises(WorkloadError, match="no such pipeline declaration.*--pipeline FILE"):
+    with pytest.raises(WorkloadError, match=r"no such pipeline declaration.*--pipeline FILE"):
         load_workload(tmp_path / "absent.yaml")
     with pytest.raises(WorkloadError, match="not valid YAML at line"):
         load_workload(write(tmp_path, "name: [unclosed\n"))
