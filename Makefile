@@ -14,8 +14,10 @@ CLUSTER   ?= embedded
 CONTEXT   ?=
 ALLOW_CONTEXT ?=
 CHAOS_ARGS ?=
+# The pipeline under test: a pipeline.yaml (default: each experiment's own, else the reference pipeline).
+PIPELINE  ?=
 
-.PHONY: setup prometheus kubernetes chaos cluster-up cluster-down test bench heal clean
+.PHONY: setup prometheus kubernetes chaos cluster-up cluster-down lint test bench heal clean
 
 setup: $(STAMP) prometheus kubernetes
 
@@ -42,6 +44,7 @@ kubernetes:
 chaos: setup
 	$(VENV)/bin/pytest experiments --cluster=$(CLUSTER) --chaos-min-score=$(MIN_SCORE) \
 	  $(if $(CONTEXT),--context=$(CONTEXT)) $(if $(ALLOW_CONTEXT),--allow-context=$(ALLOW_CONTEXT)) \
+	  $(if $(PIPELINE),--pipeline=$(PIPELINE)) \
 	  $(if $(BASELINE),--chaos-baseline=$(BASELINE) --chaos-max-drop=$(MAX_DROP)) $(CHAOS_ARGS) $(PYTEST_ARGS)
 
 # The embedded cluster on its own, until Ctrl-C (or `make cluster-down` from another shell); its kubeconfig
@@ -52,7 +55,14 @@ cluster-up: setup
 cluster-down:
 	$(PY) -m harness.cli cluster down
 
-test: setup
+# Style, strict typing (files and options in pyproject.toml), the layer contracts, and the examples' imports.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-logo
+	$(PY) tools/check_example_imports.py examples
+
+test: setup lint
 	$(VENV)/bin/pytest tests $(PYTEST_ARGS)
 
 bench: setup
@@ -63,5 +73,5 @@ heal:
 	@if [ -x $(PY) ]; then $(PY) -m harness.cli heal $(if $(CONTEXT),--context=$(CONTEXT) $(if $(ALLOW_CONTEXT),--allow-context=$(ALLOW_CONTEXT))); else echo "heal: no .venv here, so no harness run left anything behind"; fi
 
 clean: heal
-	rm -rf $(VENV) .pytest_cache .hypothesis reports/2*/ reports/latest
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache reports/2*/ reports/latest
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -24,7 +24,7 @@ from harness.cluster.base import JobSpec
 from harness.cluster.embedded.cluster import EmbeddedCluster
 from harness.environment import embedded_environment
 from harness.faults import pod_delete
-from harness.history.events import TrainStep
+from harness.history.events import Event, TrainStep
 from harness.history.store import History
 from harness.schedule import wait_for_training_step
 from harness.undo import UndoLog
@@ -86,8 +86,10 @@ def recovery(env, policy: str, tmp: Path) -> list[str]:
                                                labels={"run": run_id, "step": "train"},
                                                grace_period_seconds=30 if how == "graceful delete" else 0,
                                                fault_id=f"bench-{step}")
-            first = history.wait_for(lambda e: isinstance(e, TrainStep) and e.run_id == run_id and e.ts > injected
-                                     and (e.pod, e.attempt) != hit, timeout=120, what="the first new training step")
+            def new_step(e: Event, injected: float = injected, hit: tuple[str, int] = hit) -> bool:
+                return isinstance(e, TrainStep) and e.run_id == run_id and e.ts > injected and (e.pod, e.attempt) != hit
+
+            first = history.wait_for(new_step, timeout=120, what="the first new training step")
             lines.append(f"  {policy:9} {how:20}: first new training step after {first.ts - injected:.2f} s")
         outcome = run.wait(timeout=600)
         lines.append(f"  {policy:9} run {'succeeded' if outcome.succeeded else 'FAILED: ' + outcome.detail}")
@@ -124,9 +126,10 @@ def main() -> None:
         os.environ["HARNESS_STATE_DIR"] = str(tmp / "state")
         with embedded_environment(run="bench", cache_dir=tmp / "cache") as env:
             latencies = sorted(pod_start_latency(env))
-            p95 = latencies[int(round(0.95 * (len(latencies) - 1)))]
+            p95 = latencies[round(0.95 * (len(latencies) - 1))]
             print(f"Job created -> container process started, {len(latencies)} pods: median "
-                  f"{statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
+                  f"{statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+                  f"max {latencies[-1] * 1000:.0f} ms")
             rss = memory_mib(UndoLog(tmp / "state" / "undo"))
             print("resident memory: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in sorted(rss.items())))
             print("recovery (fault -> first new training step):")

@@ -12,6 +12,7 @@ Usage: ``make bench`` or ``.venv/bin/python benchmarks/recovery.py [--skip-suite
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import subprocess
@@ -71,7 +72,7 @@ def rate(steps: list[TrainStep]) -> float:
 
 def stall_share(steps: list[TrainStep], every: int) -> float:
     """Share of training time the loop spent beyond a normal step at the steps that checkpoint."""
-    intervals = {b.step: b.ts - a.ts for a, b in zip(steps, steps[1:])}
+    intervals = {b.step: b.ts - a.ts for a, b in itertools.pairwise(steps)}
     typical = statistics.median(intervals.values())
     extra = sum(max(0.0, t - typical) for step, t in intervals.items() if (step - 1) % every == 0)
     return extra / (steps[-1].ts - steps[0].ts)

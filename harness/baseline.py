@@ -49,7 +49,8 @@ def load_scores(path: Path) -> Scores:
             experiments={str(e["name"]): float(e["score"]) for e in doc["experiments"]},
         )
     except FileNotFoundError:
-        raise HarnessError(f"baseline {path} does not exist; point --chaos-baseline at an earlier summary.json") from None
+        raise HarnessError(f"baseline {path} does not exist; "
+                           "point --chaos-baseline at an earlier summary.json") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise HarnessError(f"baseline {path} is not a summary.json of this harness ({exc})") from None
 

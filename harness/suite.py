@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from harness.baseline import Comparison, Scores, compare
 from harness.experiment.result import ExperimentResult

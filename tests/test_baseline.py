@@ -12,7 +12,8 @@ from harness.errors import HarnessError
 
 
 def summary(path: Path, score: float, experiments: dict[str, float]) -> Path:
-    path.write_text(json.dumps({"score": score, "experiments": [{"name": n, "score": s} for n, s in experiments.items()]}))
+    rows = [{"name": n, "score": s} for n, s in experiments.items()]
+    path.write_text(json.dumps({"score": score, "experiments": rows}))
     return path
 
 

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import lifecycle, undo as undo_mod
+from harness import lifecycle
+from harness import undo as undo_mod
 from harness.errors import HarnessError
 from harness.undo import UndoLog, default_state_dir, group_members, heal, process_start_ticks
 
-SLEEPER = [sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); time.sleep(600)"]
+SLEEPER = [sys.executable, "-c", "import subprocess, sys, time; "
+           "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); time.sleep(600)"]
 
 
 @pytest.fixture
@@ -73,7 +75,8 @@ def test_heal_kills_leftover_process_group_and_removes_tempdir(log: UndoLog, tmp
 
 def test_heal_sigkills_a_group_ignoring_sigterm(log: UndoLog, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(undo_mod, "HEAL_GRACE_SECONDS", 0.3)
-    pid = spawn_sleeper(log, [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
+    ignores_term = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+    pid = spawn_sleeper(log, [sys.executable, "-c", ignores_term])
     time.sleep(0.3)  # let it install the handler
     assert "SIGKILL" in heal(log)[0]
     assert group_members(pid) == []

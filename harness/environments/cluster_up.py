@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from harness.cluster.base import PRIORITY_BACKFILL, PRIORITY_DAILY
 from harness.cluster.embedded.control_plane import CONTEXT_NAME
 from harness.cluster.kube.advertised import INSTALLED_BY_LABEL, AdvertisedServices, advertise
 from harness.cluster.kube.manifests import priority_class_manifest
+from harness.cluster.kube.objects import as_body
 from harness.environments.embedded import embedded_stack
 from harness.errors import HarnessError
 from harness.services.proxy import ProxyControlServer
@@ -123,7 +124,7 @@ def _install_priority_classes(scheduling: client.SchedulingV1Api) -> None:
         body = priority_class_manifest(name, value=value, description="ML chaos harness (installed by cluster up)",
                                        labels={INSTALLED_BY_LABEL: "cluster-up"})
         try:
-            scheduling.create_priority_class(body)
+            scheduling.create_priority_class(as_body(body, client.V1PriorityClass))
         except ApiException as exc:
             if exc.status != 409:
                 raise

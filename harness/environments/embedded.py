@@ -64,7 +64,8 @@ def embedded_stack(
             kubeconfig = copy_kubeconfig(kubeconfig, kubeconfig_copy)
         progress(f"Kubernetes {embedded.control_plane.version} ready in {embedded.started_in_seconds:.1f}s; "
                  f"watch it with: kubectl --kubeconfig {kubeconfig} get pods -A -o wide")
-        s3 = stack.enter_context(s3_service(workdir=embedded.workdir / "s3", undo=undo))
+        s3 = s3_service(workdir=embedded.workdir / "s3", undo=undo)
+        stack.enter_context(s3)  # both kinds enter as themselves
         prometheus = stack.enter_context(PrometheusServer(workdir=embedded.workdir / "prometheus", undo=undo))
         stack.enter_context(PodDiscovery(kubeconfig=embedded.kubeconfig, publish=prometheus.set_targets))
         s3_url = urlsplit(s3.endpoint_url)

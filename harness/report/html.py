@@ -27,7 +27,7 @@ def _verdict(v: str) -> str:
 
 
 def _num(x: float | int | None, fmt: str = "{}") -> str:
-    return "–" if x is None else fmt.format(x)
+    return "\N{EN DASH}" if x is None else fmt.format(x)
 
 
 def _experiment(r: ExperimentResult) -> str:
@@ -65,7 +65,8 @@ def write_html(suite: SuiteResult, path: Path) -> None:
         f"<h1>Resilience score {suite.score.value:.1f} ({verdict}, minimum {suite.min_score:g})</h1>",
         f"<p>Suite score = <code>{html.escape(suite.score.formula)}</code> (weighted mean of experiment scores; "
         "an experiment scores the weighted share of its checks that passed, unknown counts as not passed).</p>",
-        f"<p>Run <code>{html.escape(suite.run_id)}</code> on the {html.escape(suite.cluster)} cluster (Kubernetes {html.escape(suite.kubernetes_version)}), "
+        f"<p>Run <code>{html.escape(suite.run_id)}</code> on the {html.escape(suite.cluster)} cluster "
+        f"(Kubernetes {html.escape(suite.kubernetes_version)}), "
         f"{iso(suite.started_at)} to {iso(suite.ended_at)}.</p>",
     ]
     if suite.baseline is not None:

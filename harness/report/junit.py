@@ -26,7 +26,8 @@ def write_junit(suite: SuiteResult, path: Path) -> None:
             case = ET.SubElement(suite_el, "testcase", classname=exp.name, name=check.name)
             text = "\n".join(check.evidence)
             if check.verdict == "fail":
-                ET.SubElement(case, "failure", message=f"fail: {check.evidence[0] if check.evidence else ''}").text = text
+                first = check.evidence[0] if check.evidence else ""
+                ET.SubElement(case, "failure", message=f"fail: {first}").text = text
             elif check.verdict == "unknown":
                 ET.SubElement(case, "error", message="unknown: the check could not decide").text = text
             else:

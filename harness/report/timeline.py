@@ -9,11 +9,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display; must precede pyplot
 
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from harness.checks.interruptions import FaultOutcome  # noqa: E402
-from harness.history.clock import HarnessClock  # noqa: E402
-from harness.history.events import CheckpointSaved, Event, PodStarted, TrainStep, of_type  # noqa: E402
+from harness.checks.interruptions import FaultOutcome
+from harness.history.clock import HarnessClock
+from harness.history.events import CheckpointSaved, Event, PodStarted, TrainStep, of_type
 
 
 def timeline_png(events: Sequence[Event], faults: Sequence[FaultOutcome], *, run_id: str, title: str) -> bytes:
@@ -29,7 +29,8 @@ def timeline_png(events: Sequence[Event], faults: Sequence[FaultOutcome], *, run
         mine = [e for e in steps if e.pod == pod]
         ax.plot([clock.time(e) - t0 for e in mine], [e.step for e in mine], lw=1.6, label=pod)
     saved = [e for e in of_type(evs, CheckpointSaved) if e.run_id == run_id or e.run_id.startswith(f"{run_id}-")]
-    ax.scatter([clock.time(e) - t0 for e in saved], [e.step for e in saved], s=14, c="black", zorder=3, label="checkpoint")
+    ax.scatter([clock.time(e) - t0 for e in saved], [e.step for e in saved], s=14, c="black", zorder=3,
+               label="checkpoint")
     train_pods = {e.pod for e in steps}
     for e in of_type(evs, PodStarted):
         if e.pod in train_pods and e.attempt > 0:

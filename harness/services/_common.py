@@ -32,7 +32,8 @@ def start_on_free_port(
     """Start ``what`` on a free 127.0.0.1 port and wait until ``ready_url(port)`` answers.
 
     A port probed free can be taken before the server binds it: then it retries
-    on another (three tries). ``started(port)`` is called once the process exists, before it is ready. Returns the process and its port; raises
+    on another (three tries). ``started(port)`` is called once the process exists, before it is ready.
+    Returns the process and its port; raises
     ``ServiceError`` with the tail of its log when it never became ready.
     """
     why = ""

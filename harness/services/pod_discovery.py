@@ -70,9 +70,10 @@ class PodDiscovery:
                 for pod in listed.items:
                     self._apply("MODIFIED", self._serialize(pod))
                 self._publish(list(self._targets.values()))
+                version = listed.metadata.resource_version if listed.metadata else None
                 for event in watch.Watch().stream(self._api.list_pod_for_all_namespaces,
                                                   label_selector=MANAGED_SELECTOR, timeout_seconds=120,
-                                                  resource_version=listed.metadata.resource_version):
+                                                  resource_version=version):
                     if self._stopping.is_set():
                         return
                     if self._apply(str(event["type"]), self._serialize(event["object"])):

@@ -15,7 +15,7 @@ import math
 import re
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -79,7 +79,7 @@ def _client(url: str) -> PrometheusConnect:
             # Few, fast retries: a refused connection should fail in well under a second,
             # not after the library's default 1 s exponential backoff.
             retry = Retry(total=2, connect=2, read=0, backoff_factor=0.1, status_forcelist=(502, 503, 504))
-            client = PrometheusConnect(url=key, retry=retry, timeout=REQUEST_TIMEOUT_SECONDS)  # type: ignore[arg-type]
+            client = PrometheusConnect(url=key, retry=retry, timeout=REQUEST_TIMEOUT_SECONDS)
             _CLIENTS[key] = client
         return client
 
@@ -117,14 +117,15 @@ def query_range(*, url: str, promql: str, start: float, end: float, step_seconds
         promql,
         lambda: client.custom_query_range(
             promql,
-            start_time=datetime.fromtimestamp(first, tz=timezone.utc),
-            end_time=datetime.fromtimestamp(end, tz=timezone.utc),
+            start_time=datetime.fromtimestamp(first, tz=UTC),
+            end_time=datetime.fromtimestamp(end, tz=UTC),
             step=params["step"],
             params=params,
         ),
     )
     if not isinstance(data, list):
-        raise ServiceError(f"Prometheus at {url} answered the range query {promql!r} with {type(data).__name__}, not a list of series; check the URL points at Prometheus's API")
+        raise ServiceError(f"Prometheus at {url} answered the range query {promql!r} with {type(data).__name__}, "
+                           "not a list of series; check the URL points at Prometheus's API")
     series = tuple(_series(item.get("metric", {}), item.get("values", [])) for item in data if isinstance(item, dict))
     return RangeResult(promql=promql, start=start, end=end, series=series)
 
@@ -141,8 +142,10 @@ def query_instant(*, url: str, promql: str, at: float | None = None) -> tuple[Se
     if isinstance(data, list) and len(data) == 2 and not isinstance(data[0], dict):
         return (_series({}, [data]),)  # a scalar or string result: [time, "value"]
     if not isinstance(data, list):
-        raise ServiceError(f"Prometheus at {url} answered the query {promql!r} with {type(data).__name__}; check the URL points at Prometheus's API")
-    return tuple(_series(item.get("metric", {}), [item["value"]]) for item in data if isinstance(item, dict) and "value" in item)
+        raise ServiceError(f"Prometheus at {url} answered the query {promql!r} with {type(data).__name__}; "
+                           "check the URL points at Prometheus's API")
+    return tuple(_series(item.get("metric", {}), [item["value"]])
+                 for item in data if isinstance(item, dict) and "value" in item)
 
 
 def _ts(t: float) -> str:
@@ -161,13 +164,17 @@ def _call(url: str, promql: str, request: Any) -> Any:
     except PrometheusApiClientException as exc:
         status, why = _api_error(str(exc))
         hint = "fix the PromQL" if status == 400 else "fix the query, or raise step_seconds for a long window"
-        raise ServiceError(f"Prometheus at {url} rejected the query {_one_line(promql)!r} (HTTP {status}): {why}; {hint}") from None
+        raise ServiceError(f"Prometheus at {url} rejected the query {_one_line(promql)!r} (HTTP {status}): "
+                           f"{why}; {hint}") from None
     except requests.exceptions.JSONDecodeError:
-        raise ServiceError(f"{url} answered the query with something other than JSON; check the URL points at Prometheus (http://host:port, no path)") from None
+        raise ServiceError(f"{url} answered the query with something other than JSON; "
+                           "check the URL points at Prometheus (http://host:port, no path)") from None
     except requests.RequestException as exc:
-        raise ServiceError(f"Prometheus at {url} is unreachable ({_reason(exc)}); start it (the embedded cluster starts one) or fix the URL") from None
+        raise ServiceError(f"Prometheus at {url} is unreachable ({_reason(exc)}); "
+                           "start it (the embedded cluster starts one) or fix the URL") from None
     except (KeyError, TypeError, ValueError) as exc:
-        raise ServiceError(f"Prometheus at {url} gave an answer to {_one_line(promql)!r} that could not be read ({type(exc).__name__}: {exc}); check the URL points at Prometheus's API") from None
+        raise ServiceError(f"Prometheus at {url} gave an answer to {_one_line(promql)!r} that could not be read "
+                           f"({type(exc).__name__}: {exc}); check the URL points at Prometheus's API") from None
 
 
 _STATUS = re.compile(r"HTTP Status Code (\d+) \((.*)\)\s*$", re.DOTALL)

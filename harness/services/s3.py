@@ -37,7 +37,8 @@ def check_s3_reachable(endpoint_url: str, *, timeout: float = 5.0) -> None:
     except (OSError, ValueError) as exc:
         reason = exc
     raise ServiceError(
-        f"S3 endpoint {endpoint_url} is unreachable: {reason}; start it or set {S3_ENDPOINT_ENV} to a reachable S3/MinIO"
+        f"S3 endpoint {endpoint_url} is unreachable: {reason}; "
+        f"start it or set {S3_ENDPOINT_ENV} to a reachable S3/MinIO"
     )
 
 

@@ -12,7 +12,6 @@ import os
 import shutil
 import stat
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,7 +157,7 @@ class Stubs:
 
 
 @pytest.fixture
-def stubs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubs]:
+def stubs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stubs:
     """kind, docker and podman stand-ins (podman removed: docker is the default) as the whole PATH, plus git."""
     bin_dir, state = tmp_path / "bin", tmp_path / "stub-state"
     bin_dir.mkdir()
@@ -177,7 +176,7 @@ def stubs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubs]:
     monkeypatch.delenv("STUB_FAIL", raising=False)
     monkeypatch.delenv(image_mod.CONTAINER_TOOL_ENV, raising=False)
     monkeypatch.delenv("KIND_EXPERIMENTAL_PROVIDER", raising=False)
-    yield Stubs(bin=bin_dir, log=tmp_path / "calls.log", state=state, monkeypatch=monkeypatch)
+    return Stubs(bin=bin_dir, log=tmp_path / "calls.log", state=state, monkeypatch=monkeypatch)
 
 
 def git(repo: Path, *args: str) -> str:

@@ -63,7 +63,8 @@ def test_each_mode_adds_its_own_rules_to_the_base() -> None:
         assert set(BASE_RULES) <= set(rules)
     assert ("scheduling.k8s.io", "priorityclasses", "get", "") in _keys(only_ns)
     assert not {"create", "delete"} & {r.verb for r in only_ns if r.resource == "priorityclasses"}
-    assert set(scoped) - set(BASE_RULES) - {r for r in scoped if r.resource == "configmaps"} == set(CLUSTER_SCOPED_RULES)
+    configmaps = {r for r in scoped if r.resource == "configmaps"}
+    assert set(scoped) - set(BASE_RULES) - configmaps == set(CLUSTER_SCOPED_RULES)
     assert set(nodes) - set(only_ns) == set(NODE_FAULT_RULES)
     assert ("", "pods/eviction", "create", "") in _keys(nodes)
     assert ("", "configmaps", "get", "mlchaos-services") in _keys(only_ns)

@@ -9,6 +9,7 @@ count S3 retries. Every wait polls Prometheus's API for the condition.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -187,7 +188,7 @@ def test_range_grid_is_anchored_at_end_with_subsecond_times(scenario: Scenario) 
     (series,) = query_range(url=scenario.url, promql="time()", start=start, end=end, step_seconds=1.0).series
     times = [t for t, _ in series.points]
     assert abs(times[-1] - end) < 2e-3 and times[0] >= start - 1e-3
-    assert all(abs((b - a) - 1.0) < 1e-6 for a, b in zip(times, times[1:]))
+    assert all(abs((b - a) - 1.0) < 1e-6 for a, b in itertools.pairwise(times))
     assert [round(v, 3) for _, v in series.points] == [round(t, 3) for t in times]
 
 
@@ -203,7 +204,7 @@ def test_training_stall_sees_the_restart_gap(scenario: Scenario) -> None:
     window = scenario.steps_b[-1] - scenario.steps_a[0]
     # 1 s scrapes and a 1 s step: the gap is seen to about a second either way.
     assert abs(stall - gap) <= 1.5, (stall, gap)
-    assert 2.0 <= stall and (stall <= 6.0 or gap > 4.5), (stall, gap)
+    assert stall >= 2.0 and (stall <= 6.0 or gap > 4.5), (stall, gap)
     assert stall < window - 2
     # While pod A was stepping, the stall stayed near the scrape interval.
     during_a = [v for t, v in result.series[0].points if t <= scenario.steps_a[-1]]

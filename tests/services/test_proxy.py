@@ -256,7 +256,8 @@ def shared_echo() -> Iterator[tuple[TcpServer, FaultProxy]]:
     faults=FAULTS,
 )
 def test_echo_through_proxy_is_intact(
-    shared_echo: tuple[TcpServer, FaultProxy], payload: bytes, sizes: list[int], pauses: list[float], faults: ProxyFaults
+    shared_echo: tuple[TcpServer, FaultProxy], payload: bytes, sizes: list[int], pauses: list[float],
+    faults: ProxyFaults,
 ) -> None:
     _, proxy = shared_echo
     proxy.set_faults(faults)
@@ -606,7 +607,7 @@ class KeepAliveEcho(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
-    def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_PUT(self) -> None:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             body = b""
             while size := int(self.rfile.readline().split(b";")[0], 16):

@@ -55,7 +55,7 @@ def test_prometheus_scrapes_file_sd_target(tmp_path: Path, undo: UndoLog) -> Non
     registry = CollectorRegistry()
     Counter("harness_selftest_ticks", "test counter", registry=registry).inc(5)
     port = lifecycle.free_port()
-    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     try:
         with PrometheusServer(workdir=tmp_path / "prom", undo=undo) as prom:
             assert prom.url.startswith("http://127.0.0.1:")
@@ -88,7 +88,8 @@ def test_prometheus_that_cannot_start_reports_its_log(tmp_path: Path, undo: Undo
 
 def test_s3_unreachable(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{lifecycle.free_port()}"
-    with pytest.raises(ServiceError, match=rf"^S3 endpoint {url} is unreachable: .*; start it or set HARNESS_S3_ENDPOINT"):
+    unreachable = rf"^S3 endpoint {url} is unreachable: .*; start it or set HARNESS_S3_ENDPOINT"
+    with pytest.raises(ServiceError, match=unreachable):
         check_s3_reachable(url, timeout=2)
 
 
@@ -97,9 +98,8 @@ def test_external_s3_from_env(tmp_path: Path, undo: UndoLog, monkeypatch: pytest
     monkeypatch.setenv("HARNESS_S3_ENDPOINT", url)
     service = s3_service(workdir=tmp_path, undo=undo)
     assert isinstance(service, ExternalS3)
-    with pytest.raises(ServiceError, match="unreachable"):
-        with service:
-            pass
+    with pytest.raises(ServiceError, match="unreachable"), service:
+        pass
     monkeypatch.delenv("HARNESS_S3_ENDPOINT")
     assert isinstance(s3_service(workdir=tmp_path, undo=undo), MotoS3Server)
 

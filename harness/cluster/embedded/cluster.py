@@ -26,6 +26,7 @@ from kubernetes import client, config
 
 from harness import lifecycle
 from harness.cluster.embedded.control_plane import ControlPlane, ControlPlaneInfo
+from harness.cluster.kube.objects import name_of
 from harness.errors import HarnessError, ServiceError
 from harness.services._common import log_tail
 from harness.undo import UndoLog, default_undo_log
@@ -165,8 +166,9 @@ class EmbeddedCluster:
         api = client.CoreV1Api(config.new_client_from_config(config_file=str(self.kubeconfig)))
         deadline = time.monotonic() + self._ready_timeout
         while True:
-            ready = {n.metadata.name for n in api.list_node().items
-                     if any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))}
+            ready = {name_of(n) for n in api.list_node().items
+                     if any(c.type == "Ready" and c.status == "True"
+                            for c in ((n.status and n.status.conditions) or []))}
             if set(self._nodes) <= ready:
                 return
             for name, proc in self._agents.items():

@@ -26,7 +26,7 @@ import yaml
 
 from harness import lifecycle
 from harness.cluster.embedded.binaries import ControlPlaneBinaries, find_binaries
-from harness.cluster.embedded.pki import make_serving_cert, make_service_account_keys
+from harness.cluster.embedded.pki import make_service_account_keys, make_serving_cert
 from harness.errors import ServiceError
 from harness.services._common import start_on_free_port
 from harness.undo import UndoLog

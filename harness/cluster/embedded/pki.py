@@ -39,7 +39,7 @@ def make_serving_cert(directory: Path, *, name: str, days: int = 7) -> ServingCe
     """Write ``<name>.crt``/``<name>.key`` in ``directory``: valid for 127.0.0.1, localhost and ``name``."""
     key = _key()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)

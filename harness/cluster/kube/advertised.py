@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from harness.cluster.kube.manifests import MANAGED_LABELS
+from harness.cluster.kube.objects import as_body
 from harness.errors import HarnessError, ServiceError
 
 __all__ = ["AdvertisedServices", "read_advertised", "advertise"]
@@ -58,7 +59,8 @@ def read_advertised(core: client.CoreV1Api, location: str) -> AdvertisedServices
     missing = [k for k in ("s3-endpoint", "prometheus-url") if not data.get(k)]
     if missing:
         raise HarnessError(f"ConfigMap {location} lacks {', '.join(missing)}; fix it "
-                           "(see clusters/manifests/services-configmap.yaml) or pass --s3-endpoint and --prometheus-url")
+                           "(see clusters/manifests/services-configmap.yaml) "
+                           "or pass --s3-endpoint and --prometheus-url")
     return AdvertisedServices(
         s3_endpoint=data["s3-endpoint"], s3_direct_endpoint=data.get("s3-direct-endpoint") or data["s3-endpoint"],
         s3_proxy_control_url=data.get("s3-proxy-control-url", ""), prometheus_url=data["prometheus-url"],
@@ -73,8 +75,8 @@ def advertise(core: client.CoreV1Api, location: str, services: AdvertisedService
                          "labels": {**MANAGED_LABELS, INSTALLED_BY_LABEL: installed_by}},
             "data": services.data()}
     try:
-        core.create_namespaced_config_map(namespace, body)
+        core.create_namespaced_config_map(namespace, as_body(body, client.V1ConfigMap))
     except ApiException as exc:
         if exc.status != 409:
             raise
-        core.replace_namespaced_config_map(name, namespace, body)
+        core.replace_namespaced_config_map(name, namespace, as_body(body, client.V1ConfigMap))

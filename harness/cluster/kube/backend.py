@@ -15,12 +15,13 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from harness.cluster.base import (
     PRIORITY_BACKFILL,
@@ -43,6 +44,7 @@ from harness.cluster.kube.manifests import (
     priority_class_manifest,
     scoped_quota_manifest,
 )
+from harness.cluster.kube.objects import as_body, labels_of, meta, name_of, pod_phase
 from harness.cluster.kube.pod_events import PodEventCollector
 from harness.cluster.options import Toleration
 from harness.errors import HarnessError, ServiceError
@@ -52,6 +54,7 @@ __all__ = ["KubernetesCluster", "DEFAULT_IMAGE"]
 
 DEFAULT_IMAGE = "ml-chaos-harness/pipeline:local"
 _EVICTION_RETRY_SECONDS = 0.5
+_EPOCH = datetime.fromtimestamp(0, tz=UTC)  # sorts a pod without a creation time first
 
 
 class KubernetesCluster:
@@ -161,7 +164,8 @@ class KubernetesCluster:
     def _create_namespace(self) -> None:
         record = undo_kinds.add_namespace_record(self._undo, kubeconfig=self._kubeconfig, context=self._context,
                                                  namespace=self._namespace, ephemeral=self._flavor == "embedded")
-        self._core.create_namespace(namespace_manifest(self._namespace, run=self._run, heartbeat=time.time()))
+        self._core.create_namespace(as_body(namespace_manifest(self._namespace, run=self._run, heartbeat=time.time()),
+                                            client.V1Namespace))
 
         def delete() -> None:
             with contextlib.suppress(ApiException):
@@ -183,8 +187,9 @@ class KubernetesCluster:
                 self._undo, kubeconfig=self._kubeconfig, context=self._context, name=name,
                 ephemeral=self._flavor == "embedded")
             try:
-                self._scheduling.create_priority_class(priority_class_manifest(
-                    name, value=value, description=description, labels={CREATED_BY_RUN_LABEL: self._run}))
+                self._scheduling.create_priority_class(as_body(priority_class_manifest(
+                    name, value=value, description=description, labels={CREATED_BY_RUN_LABEL: self._run}),
+                    client.V1PriorityClass))
             except ApiException as exc:
                 self._undo.remove(record.id)
                 if exc.status != 409:  # it exists: another run or the cluster's owner made it
@@ -206,9 +211,9 @@ class KubernetesCluster:
 
     def _delete_priority_class(self, name: str, record_id: str) -> None:
         """Remove a class this run created, unless another run's namespace may still use it."""
-        others = [ns.metadata.name for ns in self._core.list_namespace(
+        others = [name_of(ns) for ns in self._core.list_namespace(
             label_selector=",".join(f"{k}={v}" for k, v in MANAGED_LABELS.items())).items
-            if ns.metadata.name != self._namespace and ns.status.phase != "Terminating"]
+            if name_of(ns) != self._namespace and (ns.status is None or ns.status.phase != "Terminating")]
         if not others:
             with contextlib.suppress(ApiException):
                 self._scheduling.delete_priority_class(name)
@@ -216,9 +221,9 @@ class KubernetesCluster:
 
     def _create_quota(self) -> None:
         self._core.create_namespaced_resource_quota(
-            self._namespace, scoped_quota_manifest("backfill-pods",
-                                                   priority_class=self._priority_classes[PRIORITY_BACKFILL],
-                                                   pods=self._backfill_pods))
+            self._namespace, as_body(scoped_quota_manifest("backfill-pods",
+                                                           priority_class=self._priority_classes[PRIORITY_BACKFILL],
+                                                           pods=self._backfill_pods), client.V1ResourceQuota))
         # Until the quota controller has filled in status.hard, the API server refuses every pod in its scope.
         deadline = time.monotonic() + 30
         while not (self._core.read_namespaced_resource_quota("backfill-pods", self._namespace).status or
@@ -235,21 +240,22 @@ class KubernetesCluster:
                                               field_selector="status.phase!=Succeeded,status.phase!=Failed")
         running: dict[str, int] = {}
         for p in pods.items:
-            if p.spec.node_name:
+            if p.spec and p.spec.node_name:
                 running[p.spec.node_name] = running.get(p.spec.node_name, 0) + 1
         result = []
         for n in self._core.list_node().items:
-            ready = any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
-            result.append(NodeInfo(name=n.metadata.name, pods=int((n.status.capacity or {}).get("pods", 0)),
-                                   schedulable=not n.spec.unschedulable, ready=ready,
-                                   running=running.get(n.metadata.name, 0)))
+            status = n.status or client.V1NodeStatus()
+            ready = any(c.type == "Ready" and c.status == "True" for c in (status.conditions or []))
+            result.append(NodeInfo(name=name_of(n), pods=int((status.capacity or {}).get("pods", 0)),
+                                   schedulable=not (n.spec and n.spec.unschedulable), ready=ready,
+                                   running=running.get(name_of(n), 0)))
         return sorted(result, key=lambda n: n.name)
 
     def cordon(self, node: str) -> None:
         current = self._node_for_fault(node)
         if node in self._cordons:
             return
-        if current.spec.unschedulable:
+        if current.spec and current.spec.unschedulable:
             return  # cordoned by someone else: not ours to uncordon later
         self._cordons[node] = undo_kinds.add_cordon_record(
             self._undo, kubeconfig=self._kubeconfig, context=self._context, node=node,
@@ -276,7 +282,7 @@ class KubernetesCluster:
             if exc.status == 404:
                 raise HarnessError(f"no node named {node!r}; nodes: {[n.name for n in self.nodes()]}") from None
             raise
-        labels = current.metadata.labels or {}
+        labels = labels_of(current)
         unmatched = {k: v for k, v in self._node_selector.items() if labels.get(k) != v}
         if unmatched:
             wanted = ",".join(f"{k}={v}" for k, v in self._node_selector.items())
@@ -295,7 +301,8 @@ class KubernetesCluster:
         self.cordon(node)
         # Only the run's own pods: other tenants' pods on a shared node are not the harness's to evict.
         pods = [p for p in self._core.list_namespaced_pod(self._namespace, field_selector=f"spec.nodeName={node}").items
-                if p.status.phase not in ("Succeeded", "Failed") and not p.metadata.deletion_timestamp]
+                if pod_phase(p.status and p.status.phase) not in ("Succeeded", "Failed")
+                and not meta(p).deletion_timestamp]
         deadline = time.monotonic() + timeout
         pending = list(pods)
         blocked = ""
@@ -303,7 +310,7 @@ class KubernetesCluster:
             still = []
             for pod in pending:
                 try:
-                    self._evict(pod.metadata.name, pod.metadata.namespace, grace_period_seconds)
+                    self._evict(name_of(pod), meta(pod).namespace or self._namespace, grace_period_seconds)
                 except ApiException as exc:
                     if exc.status == 429:  # a PodDisruptionBudget refuses, for now
                         blocked = _message(exc)
@@ -313,11 +320,11 @@ class KubernetesCluster:
             pending = still
             if pending:
                 if time.monotonic() > deadline:
-                    names = ", ".join(p.metadata.name for p in pending)
+                    names = ", ".join(name_of(p) for p in pending)
                     raise DrainBlocked(f"drain of {node} blocked after {timeout:g} s: {names} not evicted "
                                        f"({blocked}); relax the PodDisruptionBudget or raise the timeout")
                 time.sleep(_EVICTION_RETRY_SECONDS)
-        ours = [p.metadata.name for p in pods]
+        ours = [name_of(p) for p in pods]
         for name in ours:
             self._wait_gone(name, timeout=max(timeout, (grace_period_seconds or 30) + 30))
         return [self._final(name) for name in ours]
@@ -332,7 +339,7 @@ class KubernetesCluster:
                                 "metadata": {"name": name, "namespace": namespace}}
         if grace is not None:
             body["deleteOptions"] = {"gracePeriodSeconds": int(grace)}
-        self._core.create_namespaced_pod_eviction(name, namespace, body)
+        self._core.create_namespaced_pod_eviction(name, namespace, as_body(body, client.V1Eviction))
 
     # --- jobs and pods ---------------------------------------------------------------
 
@@ -342,9 +349,9 @@ class KubernetesCluster:
         self._collector.track(spec.name, sink)
         try:
             spec = replace(spec, priority_class=self._priority_classes.get(spec.priority_class, spec.priority_class))
-            self._batch.create_namespaced_job(self._namespace, job_manifest(
+            self._batch.create_namespaced_job(self._namespace, as_body(job_manifest(
                 spec, namespace=self._namespace, image=self._image, node_selector=self._node_selector,
-                tolerations=self._tolerations))
+                tolerations=self._tolerations), client.V1Job))
         except ApiException as exc:
             raise HarnessError(f"the cluster refused job {spec.name!r}: {_message(exc)}") from None
 
@@ -356,7 +363,7 @@ class KubernetesCluster:
                 raise HarnessError(f"no job named {name!r} in namespace {self._namespace}") from None
             raise
         reported, succeeded = self._collector.job_finished(name)
-        status = job.status
+        status = job.status or client.V1JobStatus()
         return JobStatus(name=name, active=status.active or 0, failed=self._collector.job_failures(name),
                          succeeded=bool(succeeded) and reported, finished=reported)
 
@@ -371,8 +378,8 @@ class KubernetesCluster:
     def list_pods(self, *, labels: Mapping[str, str] | None = None) -> list[PodInfo]:
         selector = ",".join(f"{k}={v}" for k, v in {**MANAGED_LABELS, **(labels or {})}.items())
         items = self._core.list_namespaced_pod(self._namespace, label_selector=selector).items
-        items.sort(key=lambda p: (p.metadata.creation_timestamp, p.metadata.name))
-        return [self._collector.pod(p.metadata.name) or _info(p) for p in items]
+        items.sort(key=lambda p: (meta(p).creation_timestamp or _EPOCH, name_of(p)))
+        return [self._collector.pod(name_of(p)) or _info(p) for p in items]
 
     def delete_pod(self, name: str, *, grace_period_seconds: float | None = None) -> PodInfo:
         if grace_period_seconds is not None and grace_period_seconds < 0:
@@ -398,8 +405,9 @@ class KubernetesCluster:
         selector = ",".join(f"{k}={v}" for k, v in {**MANAGED_LABELS, "job-name": name}.items())
         for pod in self._core.list_namespaced_pod(self._namespace, label_selector=selector).items:
             with contextlib.suppress(ApiException):
-                self._core.delete_namespaced_pod(pod.metadata.name, self._namespace)
-            self._wait_gone(pod.metadata.name, timeout=(pod.spec.termination_grace_period_seconds or 30) + 30)
+                self._core.delete_namespaced_pod(name_of(pod), self._namespace)
+            grace = pod.spec.termination_grace_period_seconds if pod.spec else None
+            self._wait_gone(name_of(pod), timeout=(grace or 30) + 30)
 
     def _wait_gone(self, name: str, *, timeout: float) -> None:
         if not self._collector.wait(lambda: self._collector.pod_gone(name), timeout=timeout):
@@ -414,15 +422,16 @@ class KubernetesCluster:
 
 
 def _info(pod: client.V1Pod) -> PodInfo:
-    cs = (pod.status.container_statuses or [None])[0]
+    status = pod.status or client.V1PodStatus()
+    cs = status.container_statuses[0] if status.container_statuses else None
     ended = None
     if cs is not None:
         ended = (cs.state.terminated if cs.state else None) or (cs.last_state.terminated if cs.last_state else None)
     return PodInfo(
-        name=pod.metadata.name, job=(pod.metadata.labels or {}).get("job-name", ""), node=pod.spec.node_name or "",
-        phase=pod.status.phase or "Pending", labels=dict(pod.metadata.labels or {}),
+        name=name_of(pod), job=labels_of(pod).get("job-name", ""), node=(pod.spec and pod.spec.node_name) or "",
+        phase=pod_phase(status.phase), labels=labels_of(pod),
         restart_count=cs.restart_count if cs else 0, exit_code=ended.exit_code if ended else None,
-        reason=(ended.reason or "") if ended else "", deleting=pod.metadata.deletion_timestamp is not None,
+        reason=(ended.reason or "") if ended else "", deleting=meta(pod).deletion_timestamp is not None,
     )
 
 
@@ -434,6 +443,6 @@ def _toleration(t: Toleration) -> dict[str, str]:
 
 def _message(exc: ApiException) -> str:
     try:
-        return str(json.loads(exc.body).get("message", exc.reason))
+        return str(json.loads(exc.body or "").get("message", exc.reason))
     except (TypeError, ValueError):
         return str(exc.reason)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from harness.errors import HarnessError, ServiceError
 
@@ -77,7 +77,8 @@ class Rule:
 
     @property
     def qualified(self) -> str:
-        """``pods/eviction``, ``jobs.batch``, ``priorityclasses.scheduling.k8s.io``: as ``kubectl auth can-i`` takes it."""
+        """``pods/eviction``, ``jobs.batch``, ``priorityclasses.scheduling.k8s.io``: as ``kubectl auth can-i``
+        takes it."""
         resource = self.resource + (f".{self.group}" if self.group else "")
         return resource + (f"/{self.subresource}" if self.subresource else "")
 
@@ -303,7 +304,7 @@ def check(api_client: client.ApiClient, *, namespace: str, rules: Iterable[Rule]
         except ApiException as exc:
             raise ServiceError(f"cannot ask the API server whether {rule.verb} {rule.qualified} is allowed "
                                f"(SelfSubjectAccessReview): {_api_message(exc)}") from None
-        except Exception as exc:  # noqa: BLE001 - urllib3's refused, timed out, TLS: one line, not a trace
+        except Exception as exc:  # urllib3's refused, timed out, TLS: one line, not a trace
             raise ServiceError(f"cannot reach the API server to check permissions: {_one_line(exc)}") from None
         if status is None or not status.allowed:
             reason = (status.reason or status.evaluation_error or "") if status is not None else ""
@@ -338,7 +339,7 @@ def preflight(kubeconfig: Path, context: str | None, *, namespace: str = PREFLIG
         raise HarnessError(f"kubeconfig {kubeconfig} does not exist; pass --kubeconfig FILE or set KUBECONFIG")
     try:
         contexts, current = config.list_kube_config_contexts(config_file=str(kubeconfig))
-    except Exception as exc:  # noqa: BLE001 - YAML, missing keys: whatever the loader raises, one line
+    except Exception as exc:  # YAML, missing keys: whatever the loader raises, one line
         raise HarnessError(f"cannot read kubeconfig {kubeconfig}: {_one_line(exc)}") from None
     wanted = context or (current or {}).get("name", "")
     entry = next((c for c in contexts or [] if c.get("name") == wanted), None)
@@ -348,7 +349,7 @@ def preflight(kubeconfig: Path, context: str | None, *, namespace: str = PREFLIG
     user = str((entry.get("context") or {}).get("user", ""))
     try:
         api_client = config.new_client_from_config(config_file=str(kubeconfig), context=wanted)
-    except Exception as exc:  # noqa: BLE001 - bad credentials or certificates: one line
+    except Exception as exc:  # bad credentials or certificates: one line
         raise HarnessError(f"cannot load context {wanted} from {kubeconfig}: {_one_line(exc)}") from None
     api_client.configuration.retries = 1
     rules = required_rules(allow_cluster_scoped=allow_cluster_scoped, allow_node_faults=allow_node_faults,
@@ -358,7 +359,7 @@ def preflight(kubeconfig: Path, context: str | None, *, namespace: str = PREFLIG
             version = client.VersionApi(api_client).get_code(_request_timeout=10).git_version
         except ApiException as exc:
             raise ServiceError(f"the cluster of context {wanted} refuses GET /version: {_api_message(exc)}") from None
-        except Exception as exc:  # noqa: BLE001 - urllib3's refused, timed out, TLS: one line
+        except Exception as exc:  # urllib3's refused, timed out, TLS: one line
             raise ServiceError(f"the cluster of context {wanted} ({api_client.configuration.host}) does not answer: "
                                f"{_one_line(exc)}") from None
         missing = check(api_client, namespace=namespace, rules=rules)

@@ -21,11 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import urllib3
 from kubernetes import client, watch
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
-from harness.cluster.base import EventSink, PodInfo, PodPhase
+from harness.cluster.base import EventSink, PodInfo
 from harness.cluster.kube.manifests import JOB_NAME_LABEL
+from harness.cluster.kube.objects import pod_phase
+from harness.errors import ServiceError
 from harness.history.events import JobFinished, PodExited, PodStarted, from_json
 
 __all__ = ["PodEventCollector", "UNKNOWN_EXIT"]
@@ -160,8 +163,9 @@ class PodEventCollector:
                 listed = lister(self._namespace)
                 for item in listed.items:
                     handle("MODIFIED", self._serialize(item))
+                version = listed.metadata.resource_version if listed.metadata else None
                 for event in watch.Watch().stream(lister, self._namespace, timeout_seconds=120,
-                                                  resource_version=listed.metadata.resource_version):
+                                                  resource_version=version):
                     if self._stopping.is_set():
                         return
                     handle(str(event["type"]), self._serialize(event["object"]))
@@ -212,7 +216,7 @@ class PodEventCollector:
         restarts = int(cs.get("restartCount") or 0)
         ended = state.get("terminated") or last.get("terminated") or {}
         info = PodInfo(
-            name=name, job=job, node=spec.get("nodeName") or "", phase=_phase(status.get("phase")), labels=labels,
+            name=name, job=job, node=spec.get("nodeName") or "", phase=pod_phase(status.get("phase")), labels=labels,
             restart_count=restarts, exit_code=ended.get("exitCode"), reason=ended.get("reason") or "",
             deleting=bool(meta.get("deletionTimestamp")), gone=kind == "DELETED",
         )
@@ -289,7 +293,8 @@ class PodEventCollector:
             if gone and attempt.exit is not None:
                 return
             try:
-                response = self._core.read_namespaced_pod_log(
+                # Unpreloaded, the client hands back the HTTP response its hints call a str.
+                response: object = self._core.read_namespaced_pod_log(
                     attempt.pod, self._namespace, container="main", follow=not previous, previous=previous,
                     _preload_content=False)
             except ApiException as exc:
@@ -297,6 +302,8 @@ class PodEventCollector:
                     self._stopping.wait(_LOG_RETRY_SECONDS)
                     continue
                 raise
+            if not isinstance(response, urllib3.BaseHTTPResponse):
+                raise ServiceError(f"the Kubernetes client returned {type(response).__name__} for a log stream")
             buffer = b""
             try:
                 for chunk in response.stream(64 * 1024):
@@ -334,11 +341,5 @@ class PodEventCollector:
                 sink(event)
             except Exception:  # a broken sink must not stop the collector
                 log.exception("event sink failed on %s", getattr(event, "KIND", event))
-
-
-def _phase(value: object) -> PodPhase:
-    if value in ("Pending", "Running", "Succeeded", "Failed"):
-        return value  # type: ignore[return-value]
-    return "Pending" if value is None else "Unknown"
 
 

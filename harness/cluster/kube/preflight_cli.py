@@ -40,7 +40,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Check, with SelfSubjectAccessReviews, that the identity of a kubeconfig context may do what "
                     "a run with these options does; --print-rbac prints the RBAC a cluster admin grants.")
     parser.add_argument("--context", required=True, help="the kubeconfig context to check")
-    parser.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
+    parser.add_argument("--kubeconfig", default=None,
+                        help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
     parser.add_argument("--allow-cluster-scoped", action="store_true",
                         help="check for a run that may create and delete PriorityClasses")
     parser.add_argument("--allow-node-faults", action="store_true",

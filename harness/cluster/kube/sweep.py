@@ -13,14 +13,16 @@ its PriorityClasses in the cluster, where ``sweep`` finds them:
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from harness.cluster.kube.heartbeat import STALE_SECONDS, heartbeat_age
 from harness.cluster.kube.manifests import CORDONED_BY_ANNOTATION, CREATED_BY_RUN_LABEL, MANAGED_LABELS
+from harness.cluster.kube.objects import annotations_of, name_of
 
 __all__ = ["sweep"]
 
@@ -35,37 +37,42 @@ def sweep(api_client: client.ApiClient, *, stale_seconds: float = STALE_SECONDS)
     live: set[str] = set()
     dead: set[str] = set()
     for ns in core.list_namespace(label_selector=_MANAGED).items:
-        name = ns.metadata.name
-        age = heartbeat_age(ns.metadata.annotations, now=now)
-        if ns.status.phase == "Terminating":
+        name = name_of(ns)
+        age = heartbeat_age(annotations_of(ns), now=now)
+        if ns.status is not None and ns.status.phase == "Terminating":
             dead.add(name)
         elif age is not None and age < stale_seconds:
             live.add(name)
             done.append(f"kept namespace {name}: its run is alive (heartbeat {age:.0f} s ago)")
         else:
             dead.add(name)
-            _ignore_missing(lambda: core.delete_namespace(name, propagation_policy="Background"))
+            with _gone_is_fine():
+                core.delete_namespace(name, propagation_policy="Background")
             done.append(f"deleted namespace {name}" + (f" (heartbeat {age:.0f} s ago)" if age is not None else ""))
     for node in core.list_node().items:
-        owner = (node.metadata.annotations or {}).get(CORDONED_BY_ANNOTATION)
+        owner = annotations_of(node).get(CORDONED_BY_ANNOTATION)
         if owner is None or owner in live:
             continue
         body = {"spec": {"unschedulable": False}, "metadata": {"annotations": {CORDONED_BY_ANNOTATION: None}}}
-        _ignore_missing(lambda: core.patch_node(node.metadata.name, body))
-        done.append(f"uncordoned node {node.metadata.name} (cordoned by {owner})")
+        with _gone_is_fine():
+            core.patch_node(name_of(node), body)
+        done.append(f"uncordoned node {name_of(node)} (cordoned by {owner})")
     classes = scheduling.list_priority_class(label_selector=f"{_MANAGED},{CREATED_BY_RUN_LABEL}").items
     for pc in classes:
         if live:
-            done.append(f"kept PriorityClass {pc.metadata.name}: {len(live)} run(s) alive may use it")
+            done.append(f"kept PriorityClass {name_of(pc)}: {len(live)} run(s) alive may use it")
             continue
-        _ignore_missing(lambda: scheduling.delete_priority_class(pc.metadata.name))
-        done.append(f"deleted PriorityClass {pc.metadata.name}")
+        with _gone_is_fine():
+            scheduling.delete_priority_class(name_of(pc))
+        done.append(f"deleted PriorityClass {name_of(pc)}")
     return done
 
 
-def _ignore_missing(act: Callable[[], object]) -> None:
+@contextlib.contextmanager
+def _gone_is_fine() -> Iterator[None]:
+    """An object that is already gone (404) is not an error."""
     try:
-        act()
+        yield
     except ApiException as exc:
         if exc.status != 404:
             raise

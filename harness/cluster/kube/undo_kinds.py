@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from harness.cluster.kube.manifests import CORDONED_BY_ANNOTATION
 from harness.errors import HarnessError
@@ -46,7 +46,8 @@ def _api(record: UndoRecord) -> client.ApiClient | None:
     path = Path(record.extra["kubeconfig"])
     if not path.exists():
         return None
-    api_client = config.new_client_from_config(config_file=str(path), context=record.extra.get("context") or None)
+    api_client: client.ApiClient = config.new_client_from_config(config_file=str(path),
+                                                                 context=record.extra.get("context") or None)
     api_client.configuration.retries = 1
     return api_client
 

@@ -168,11 +168,15 @@ class _Pipe:
                 while await self.src.read(READ_SIZE):
                     pass
 
+    def must_stop(self) -> bool:
+        """Whether a 503 ended this connection; a call, so each check after an ``await`` reads it afresh."""
+        return self.stopped
+
     async def write_loop(self) -> None:
         proxy = self.conn.proxy
         loop = asyncio.get_running_loop()
         while True:
-            if self.stopped:
+            if self.must_stop():
                 return
             if not self.queue:
                 self.ready.clear()
@@ -198,7 +202,7 @@ class _Pipe:
             try:
                 await self.dst.drain()
             except ConnectionError:
-                if self.stopped:
+                if self.must_stop():
                     return  # a 503 closed the dependency's side on purpose
                 raise
 

@@ -114,7 +114,8 @@ def test_sweep_removes_dead_runs_and_keeps_live_ones(embedded: EmbeddedCluster, 
     dead.__enter__()
     dead._heartbeat.stop()  # as a SIGKILL would: no more beats, nothing cleaned up
     dead.cordon(node)
-    core.patch_namespace(dead.namespace, {"metadata": {"annotations": {HEARTBEAT_ANNOTATION: f"{time.time() - 90:.0f}"}}})
+    stale = f"{time.time() - 90:.0f}"
+    core.patch_namespace(dead.namespace, {"metadata": {"annotations": {HEARTBEAT_ANNOTATION: stale}}})
     with _backend(embedded, live_undo) as live:
         lines = sweep(core.api_client, stale_seconds=60)
         assert f"deleted namespace {dead.namespace}" in "\n".join(lines)

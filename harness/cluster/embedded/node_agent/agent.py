@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config, watch
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from harness import lifecycle
 from harness.cluster.embedded.node_agent.cpu_limits import CpuLimits
 from harness.cluster.embedded.node_agent.log_server import LogServer
 from harness.cluster.embedded.node_agent.pod_worker import PodDict, PodWorker
+from harness.cluster.kube.objects import as_body, meta
 from harness.undo import UndoLog
 
 __all__ = ["NodeAgent", "NodeConfig", "PROCESS_NODE_LABEL"]
@@ -50,11 +51,11 @@ class NodeConfig:
 
 
 def _micro_now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class NodeAgent:
@@ -132,7 +133,7 @@ class NodeAgent:
             },
         }
         try:
-            self._api.create_node(body)
+            self._api.create_node(as_body(body, client.V1Node))
         except ApiException as exc:
             if exc.status != 409:
                 raise
@@ -144,7 +145,7 @@ class NodeAgent:
             "spec": {"holderIdentity": n.name, "leaseDurationSeconds": 40, "renewTime": _micro_now()},
         }
         try:
-            self._leases.create_namespaced_lease("kube-node-lease", lease)
+            self._leases.create_namespaced_lease("kube-node-lease", as_body(lease, client.V1Lease))
         except ApiException as exc:
             if exc.status != 409:
                 raise
@@ -208,14 +209,14 @@ class NodeAgent:
         while not self._stopping.is_set():
             try:
                 listed = self._api.list_pod_for_all_namespaces(field_selector=selector)
-                seen = set()
+                seen: set[str] = set()
                 for pod in listed.items:
-                    seen.add(pod.metadata.uid)
+                    seen.add(meta(pod).uid or "")
                     self._on_pod("MODIFIED", self._serialize(pod))
                 self._forget_missing(seen)
                 stream = watch.Watch().stream(
                     self._api.list_pod_for_all_namespaces, field_selector=selector,
-                    resource_version=listed.metadata.resource_version, timeout_seconds=300,
+                    resource_version=listed.metadata and listed.metadata.resource_version, timeout_seconds=300,
                 )
                 for item in stream:
                     if self._stopping.is_set():

@@ -8,6 +8,7 @@ one serves.
 
 from __future__ import annotations
 
+import io
 import ssl
 import threading
 import time
@@ -63,12 +64,14 @@ def _handler(lookup: LogLookup) -> type[BaseHTTPRequestHandler]:
                 self.send_error(404, "only /containerLogs/NAMESPACE/POD/CONTAINER is served")
                 return
             query = urllib.parse.parse_qs(url.query)
-            flag = lambda key: query.get(key, ["false"])[0].lower() in ("true", "1")  # noqa: E731
-            found = lookup(parts[1], parts[2], flag("previous"))
-            if found is None or found[0] is None:
+
+            def flag(key: str) -> bool:
+                return query.get(key, ["false"])[0].lower() in ("true", "1")
+
+            path, ended = lookup(parts[1], parts[2], flag("previous")) or (None, None)
+            if path is None or ended is None:
                 self.send_error(404, f"no logs for {parts[1]}/{parts[2]}")
                 return
-            path, ended = found
             tail = int(query["tailLines"][0]) if "tailLines" in query else None
             limit = int(query["limitBytes"][0]) if "limitBytes" in query else None
             self.send_response(200)
@@ -82,10 +85,10 @@ def _handler(lookup: LogLookup) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _stream(out: object, path: Path, *, ended: Callable[[], bool], follow: bool, tail: int | None,
+def _stream(out: io.BufferedIOBase, path: Path, *, ended: Callable[[], bool], follow: bool, tail: int | None,
             limit: int | None) -> None:
-    write = getattr(out, "write")
-    flush = getattr(out, "flush")
+    write = out.write
+    flush = out.flush
     sent = 0
     with open(path, "rb") as f:
         if tail is not None:

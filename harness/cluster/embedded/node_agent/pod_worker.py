@@ -49,11 +49,11 @@ def crash_loop_delay(restarts: int) -> float:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _iso(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class PodWorker:
@@ -141,7 +141,8 @@ class PodWorker:
         containers = (self._pod.get("spec") or {}).get("containers") or []
         if len(containers) != 1 or (self._pod["spec"].get("initContainers")):
             raise HarnessError("process nodes run pods with exactly one container and no init containers")
-        return containers[0]
+        container: Mapping[str, Any] = containers[0]
+        return container
 
     def _deleting(self) -> bool:
         return bool(self._pod["metadata"].get("deletionTimestamp")) or self._gone or self._shutdown_grace is not None
@@ -198,11 +199,11 @@ class PodWorker:
                 self._finish_deleted(exit_code=code)
                 return
             process.wait()
-            code = process.exit_code
-            assert code is not None
-            restart = policy == "Always" or (policy == "OnFailure" and code != 0)
+            exited = process.exit_code
+            assert exited is not None
+            restart = policy == "Always" or (policy == "OnFailure" and exited != 0)
             if not restart:
-                self._report_terminated(process, phase="Succeeded" if code == 0 else "Failed")
+                self._report_terminated(process, phase="Succeeded" if exited == 0 else "Failed")
                 self._wait_for_deletion()
                 return
             self._restarts += 1
@@ -314,7 +315,8 @@ class PodWorker:
 
     def _spec_container_safe(self) -> Mapping[str, Any]:
         containers = (self._pod.get("spec") or {}).get("containers") or [{}]
-        return containers[0]
+        container: Mapping[str, Any] = containers[0]
+        return container
 
     def _terminated(self, process: ContainerProcess) -> PodDict:
         code = process.exit_code if process.exit_code is not None else 137
