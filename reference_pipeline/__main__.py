@@ -10,6 +10,10 @@ from __future__ import annotations
 import sys
 import time
 
+from mlchaos_probe import environment
+from mlchaos_probe import events as probe
+from mlchaos_probe.metrics import PipelineMetrics
+
 from . import broken
 from .config import Config
 from .errors import (
@@ -23,8 +27,6 @@ from .errors import (
     Terminated,
     UserError,
 )
-from .events import emit
-from .metrics import Metrics
 from .s3 import Store
 from .steps import STEPS, Context, load
 
@@ -40,19 +42,21 @@ def main(argv: list[str]) -> int:
     except UserError as error:
         print(f"reference_pipeline {step_name}: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
-    emit("run_started", pipeline=config.pipeline, run_id=config.run_id, date=config.date,
-         kind=config.kind, step_name=step_name)
+    probe.run_started(pipeline=config.pipeline, run_id=config.run_id, date=config.date, kind=config.kind,
+                      step_name=step_name)
+    step = load(step_name)  # imports the step's libraries (torch), so the fingerprint sees their settings
+    environment.report(run_id=config.run_id)
     try:
         try:
-            metrics = Metrics(config)
+            metrics = PipelineMetrics(pipeline=config.pipeline, run_id=config.run_id, kind=config.kind,
+                                      port=config.metrics_port)
         except OSError as error:
-            raise UserError(f"cannot serve metrics on 127.0.0.1:{config.metrics_port} ({error}); "
-                            "set METRICS_PORT to a free port") from None
-        store = Store(config.s3_endpoint_url, config.s3_bucket, on_retries=metrics.s3_retries.inc,
+            raise UserError(f"{error} (METRICS_PORT)") from None
+        store = Store(config.s3_endpoint_url, config.s3_bucket, on_retries=metrics.s3_retries,
                       retry=broken.NO_RETRY not in config.broken,
                       unconditional_publish=broken.UNCONDITIONAL_PUBLISH in config.broken)
         store.ensure_bucket()
-        load(step_name)(Context(config=config, store=store, metrics=metrics, step_name=step_name))
+        step(Context(config=config, store=store, metrics=metrics, step_name=step_name))
         code = EXIT_OK
     except UserError as error:
         print(f"reference_pipeline {step_name}: {error}", file=sys.stderr)
@@ -68,7 +72,7 @@ def main(argv: list[str]) -> int:
     seconds = time.perf_counter() - started
     metrics.step_duration(step_name, seconds)
     if code == EXIT_OK:
-        emit("step_finished", run_id=config.run_id, step_name=step_name, seconds=round(seconds, 6))
+        probe.step_finished(run_id=config.run_id, step_name=step_name, seconds=round(seconds, 6))
     # Stay up so a scraper (1 s interval) sees the final values before the process is gone.
     time.sleep(config.metrics_linger_seconds if config.metrics_port is not None else 0.0)
     return code

@@ -23,17 +23,18 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
+from mlchaos_probe import events as probe
+from mlchaos_probe.metrics import PipelineMetrics
+
 from . import broken
 from .config import Config
 from .errors import Fenced
-from .events import emit
-from .metrics import Metrics
 from .s3 import Store
 
 MANIFEST = "MANIFEST.json"
@@ -69,7 +70,7 @@ def serialize(state: dict[str, Any]) -> bytes:
 class Checkpointer:
     """Saves and restores the checkpoints of one run."""
 
-    def __init__(self, config: Config, store: Store, metrics: Metrics,
+    def __init__(self, config: Config, store: Store, metrics: PipelineMetrics,
                  fence: Callable[[], None] | None = None) -> None:
         """``fence`` is called before each write and raises ``Fenced`` when this process
         may no longer write the run's checkpoints; None: unfenced."""
@@ -102,13 +103,13 @@ class Checkpointer:
                 or len(state_object.body) != manifest.size
                 or hashlib.sha256(state_object.body).hexdigest() != manifest.sha256
             ):
-                self._metrics.checkpoint_failures.inc()
+                self._metrics.checkpoint_failed()
                 print(f"reference_pipeline: skipping checkpoint {manifest_key}: state missing or corrupt",
                       file=sys.stderr)
                 continue
             state = torch.load(io.BytesIO(state_object.body), weights_only=True)
             seconds = time.perf_counter() - started
-            self._metrics.checkpoint_restore_seconds.observe(seconds)
+            self._metrics.checkpoint_restored(seconds)
             self.last_complete_step = manifest.step
             return Restored(step=manifest.step, manifest_key=manifest_key, state=state, seconds=seconds)
         return None
@@ -128,8 +129,11 @@ class Checkpointer:
             return Restored(step=step, manifest_key=state_key, state=state, seconds=seconds)
         return None
 
-    def save(self, step: int, payload: bytes, *, reason: str, serialize_seconds: float, background: bool) -> None:
+    def save(self, step: int, payload: bytes, *, reason: str, serialize_seconds: float, background: bool,
+             components: Mapping[str, str]) -> None:
         """Publish ``payload`` as the checkpoint of ``step``; in a thread if ``background``.
+
+        ``components`` are the digests of the state in ``payload``, reported in ``checkpoint_saved``.
 
         Waits for the previous upload first (at most one in flight), so checkpoints
         complete in step order. A failed save is reported and counted, never fatal:
@@ -138,7 +142,9 @@ class Checkpointer:
         self.wait()
         if step == self.last_complete_step:
             return  # already complete (e.g. SIGTERM right after a periodic save)
-        work = lambda: self._publish(step, payload, reason, serialize_seconds)  # noqa: E731
+        def work() -> None:
+            self._publish(step, payload, reason, serialize_seconds, components)
+
         if background:
             self._inflight = threading.Thread(target=work, name=f"checkpoint-{step}", daemon=True)
             self._inflight.start()
@@ -151,7 +157,8 @@ class Checkpointer:
             self._inflight.join()
             self._inflight = None
 
-    def _publish(self, step: int, payload: bytes, reason: str, serialize_seconds: float) -> None:
+    def _publish(self, step: int, payload: bytes, reason: str, serialize_seconds: float,
+                 components: Mapping[str, str]) -> None:
         started = time.perf_counter()
         directory = self._config.checkpoint_dir(step)
         manifest = Manifest(step=step, state_key=f"{directory}/state.pt",
@@ -172,16 +179,16 @@ class Checkpointer:
             print(f"reference_pipeline: checkpoint of step {step} not written: {error}", file=sys.stderr)
             return
         except Exception as error:  # noqa: BLE001 - any failure only loses this checkpoint
-            self._metrics.checkpoint_failures.inc()
+            self._metrics.checkpoint_failed()
             print(f"reference_pipeline: checkpoint of step {step} failed: {error}", file=sys.stderr)
             return
         # seconds = time the training loop was blocked serializing + upload and manifest time.
         seconds = serialize_seconds + time.perf_counter() - started
-        self._metrics.checkpoint_save_seconds.observe(seconds)
+        self._metrics.checkpoint_saved(seconds)
         self.last_complete_step = step
         run_id = self._config.run_id
         if created:  # a manifest already there was reported by the attempt that wrote it
-            emit("artifact_written", run_id=run_id, artifact="checkpoint", key=manifest_key,
-                 logical_id=f"checkpoint/{run_id}/{step}")
-        emit("checkpoint_saved", run_id=run_id, step=step, manifest_key=manifest_key,
-             seconds=round(seconds, 6), bytes=len(payload), reason=reason)
+            probe.artifact_written(run_id=run_id, artifact="checkpoint", key=manifest_key,
+                                   logical_id=f"checkpoint/{run_id}/{step}")
+        probe.checkpoint_saved(run_id=run_id, step=step, manifest_key=manifest_key, seconds=round(seconds, 6),
+                               bytes=len(payload), reason=reason, components=components)

@@ -18,6 +18,7 @@ T = TypeVar("T")
 # make a train process of about 25 s; a checkpoint lands about every 2 s.
 DEFAULT_TRAIN_STEPS = 1000
 DEFAULT_CHECKPOINT_EVERY = 100
+DEFAULT_DIGEST_EVERY = 50
 # The training lease (lease.py): a lease not renewed for this long (by the S3
 # server's clock) is stale; an attempt gives up waiting for it after the timeout.
 DEFAULT_LEASE_STALE_SECONDS = 4.0
@@ -47,6 +48,7 @@ class Config:
     broken: frozenset[str]
     lease_stale_seconds: float = DEFAULT_LEASE_STALE_SECONDS
     lease_timeout_seconds: float = DEFAULT_LEASE_TIMEOUT_SECONDS
+    digest_every: int = DEFAULT_DIGEST_EVERY  # steps between digest_trail events
     lease_holder: str = ""  # who holds the training lease: POD_NAME, else <hostname>-<pid>
 
     @classmethod
@@ -99,6 +101,7 @@ class Config:
                                        f"a number of seconds, at least {MIN_LEASE_STALE_SECONDS:g}"),
             lease_timeout_seconds=parsed("LEASE_TIMEOUT_SECONDS", str(DEFAULT_LEASE_TIMEOUT_SECONDS),
                                          _at_least(0.0), "a number of seconds"),
+            digest_every=parsed("DIGEST_EVERY", str(DEFAULT_DIGEST_EVERY), _positive_int, "a positive integer"),
             lease_holder=env.get("POD_NAME", "").strip() or f"{socket.gethostname()}-{os.getpid()}",
         )
 

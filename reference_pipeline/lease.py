@@ -46,9 +46,17 @@ import threading
 import time
 import uuid
 
+from mlchaos_probe.events import emit, register_kind
+
 from .errors import Fenced, Terminated
-from .events import emit
 from .s3 import Object, Store
+
+# The lease's own events (the harness keeps them as unknown events): an attempt found the lease held by
+# another (held_by) and waits; it got it after `seconds` because the holder released it, let it go stale, or
+# was this pod's previous container (how: released, stale, restarted); it lost it while training (reason).
+register_kind("lease_waiting", ("run_id", "holder", "held_by"))
+register_kind("lease_waited", ("run_id", "holder", "held_by", "seconds", "how"))
+register_kind("lease_lost", ("run_id", "holder", "reason"))
 
 RENEW_SECONDS = 1.0
 POLL_SECONDS = 0.2

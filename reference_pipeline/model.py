@@ -1,8 +1,7 @@
-"""The model, its fingerprint, and the AUC metric."""
+"""The model and the AUC metric."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,14 +38,6 @@ def build(spec: ModelSpec, inputs: int) -> nn.Module:
         width = spec.hidden
     modules.append(nn.Linear(width, 1))
     return nn.Sequential(*modules)
-
-
-def params_sha256(model: nn.Module) -> str:
-    """sha256 over the state_dict tensors, on CPU, in order, as raw bytes."""
-    digest = hashlib.sha256()
-    for tensor in model.state_dict().values():
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:

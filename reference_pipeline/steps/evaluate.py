@@ -7,9 +7,10 @@ import json
 
 import torch
 
+from mlchaos_probe import events as probe
+
 from .. import data
 from ..errors import GateFailed, UserError
-from ..events import emit
 from ..model import ModelSpec, auc, build, predict
 from . import features
 from .context import Context
@@ -32,7 +33,7 @@ def run(ctx: Context) -> None:
         if ctx.store.publish(key, json.dumps(report).encode()):
             ctx.published("evaluation", key, f"evaluation/{c.run_id}")
     passed = value >= c.auc_gate
-    emit("evaluated", run_id=c.run_id, metric="auc", value=value, threshold=c.auc_gate, passed=passed)
+    probe.evaluated(run_id=c.run_id, metric="auc", value=value, threshold=c.auc_gate, passed=passed)
     if not passed:
         raise GateFailed(f"AUC {value:.4f} on the holdout is below AUC_GATE={c.auc_gate}; the model is not registered")
 

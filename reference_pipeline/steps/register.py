@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import time
 
+from mlchaos_probe import events as probe
+
 from ..errors import GateFailed, UserError
-from ..events import emit
 from ..registry import Registry
 from .context import Context
 
@@ -26,6 +27,6 @@ def run(ctx: Context) -> None:
         ctx.published("model_version", registry.version_key(version), f"model_version/{c.run_id}")
     else:
         ctx.skip(f"run already registered as version {version}")
-    emit("model_registered", run_id=c.run_id, version=version, created=created)
+    probe.model_registered(run_id=c.run_id, version=version, created=created)
     if c.run_started_at is not None:
-        ctx.metrics.run_duration.set(time.time() - c.run_started_at)
+        ctx.metrics.run_duration(time.time() - c.run_started_at)

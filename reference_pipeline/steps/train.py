@@ -24,12 +24,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from mlchaos_probe import digest
+from mlchaos_probe import events as probe
+
 from .. import broken, data
 from ..checkpoint import Checkpointer, serialize
 from ..errors import Fenced, Terminated, UserError
-from ..events import emit
 from ..lease import TrainingLease
-from ..model import SPECS, build, params_sha256
+from ..model import SPECS, build
 from . import features
 from .context import Context
 
@@ -50,6 +52,10 @@ def run(ctx: Context) -> None:
     device = _deterministic_device(c.device)
     (train_x, train_y), _ = data.split(features.load(ctx))
     spec = SPECS[c.model_size]
+    # Every RNG the checkpoint holds starts from SEED, so the state digests of two runs of a seed are equal
+    # step by step (an unseeded numpy or python RNG would make each process's trail differ).
+    random.seed(c.seed)
+    np.random.seed(c.seed)
     torch.manual_seed(c.seed)  # initial weights
     model = build(spec, train_x.shape[1]).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate)
@@ -73,10 +79,14 @@ def run(ctx: Context) -> None:
             restored = checkpoints.restore_latest()
             if restored is not None:
                 step = _load_state(restored.state, model, optimizer, scheduler, c.train_steps, batches_per_epoch)
-                emit("checkpoint_restored", run_id=c.run_id, step=restored.step,
-                     manifest_key=restored.manifest_key, seconds=round(restored.seconds, 6))
-        emit("training_started", run_id=c.run_id, start_step=step, total_steps=c.train_steps,
-             checkpoint_every=c.checkpoint_every, seed=c.seed, device=str(device))
+                # Digests of the live objects after loading: what training actually continues from.
+                probe.checkpoint_restored(
+                    run_id=c.run_id, step=restored.step, manifest_key=restored.manifest_key,
+                    seconds=round(restored.seconds, 6),
+                    components=_components(model, optimizer, scheduler, digest.rng_snapshot(), step,
+                                           batches_per_epoch))
+        probe.training_started(run_id=c.run_id, start_step=step, total_steps=c.train_steps,
+                               checkpoint_every=c.checkpoint_every, seed=c.seed, device=str(device))
 
         loss_fn = torch.nn.BCEWithLogitsLoss()
         order, order_epoch = torch.empty(0, dtype=torch.long), -1
@@ -85,11 +95,9 @@ def run(ctx: Context) -> None:
             lease.check()  # lost: stop here, nothing more is written
             if stop.is_set():
                 # Between steps: the state is exactly "step steps done", so nothing is lost.
-                emit("sigterm_received", run_id=c.run_id, step=step)
-                started = time.perf_counter()
-                payload = serialize(_state(model, optimizer, scheduler, step, c.train_steps, batches_per_epoch))
-                checkpoints.save(step, payload, reason="sigterm",
-                                 serialize_seconds=time.perf_counter() - started, background=False)
+                probe.sigterm_received(run_id=c.run_id, step=step)
+                _save(checkpoints, model, optimizer, scheduler, step, c.train_steps, batches_per_epoch,
+                      reason="sigterm", background=False)
                 lease.check()
                 lease.release()  # after the manifest: a waiting attempt restores this checkpoint
                 raise Terminated(f"SIGTERM at step {step}; checkpoint saved")
@@ -104,18 +112,21 @@ def run(ctx: Context) -> None:
             optimizer.step()
             scheduler.step()
             step += 1
-            emit("train_step", run_id=c.run_id, step=step, loss=float(loss.item()))
+            probe.train_step(run_id=c.run_id, step=step, loss=float(loss.item()))
             ctx.metrics.step_done(step)
             if step % c.checkpoint_every == 0:
-                started = time.perf_counter()
-                payload = serialize(_state(model, optimizer, scheduler, step, c.train_steps, batches_per_epoch))
-                checkpoints.save(step, payload, reason="periodic",
-                                 serialize_seconds=time.perf_counter() - started, background=True)
+                _save(checkpoints, model, optimizer, scheduler, step, c.train_steps, batches_per_epoch,
+                      reason="periodic", background=True)
+            if step % c.digest_every == 0:
+                probe.digest_trail(run_id=c.run_id, step=step,
+                                   components=_components(model, optimizer, scheduler, digest.rng_snapshot(), step,
+                                                          batches_per_epoch))
         checkpoints.wait()
 
-        digest = params_sha256(model)
+        params_sha256 = digest.params_sha256(model)
         buffer = io.BytesIO()
-        torch.save({"spec": asdict(spec), "inputs": int(train_x.shape[1]), "step": step, "params_sha256": digest,
+        torch.save({"spec": asdict(spec), "inputs": int(train_x.shape[1]), "step": step,
+                    "params_sha256": params_sha256,
                     "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, buffer)
         lease.ensure_held()
         if ctx.store.publish(c.model_key, buffer.getvalue()):  # 412: an earlier attempt published it
@@ -126,7 +137,7 @@ def run(ctx: Context) -> None:
     except BaseException:
         lease.abandon()  # a checkpoint may still be in flight: let the lease go stale instead
         raise
-    emit("training_completed", run_id=c.run_id, step=step, params_sha256=digest)
+    probe.training_completed(run_id=c.run_id, step=step, params_sha256=params_sha256)
 
 
 def _install_sigterm_flag() -> threading.Event:
@@ -142,7 +153,8 @@ def _install_sigterm_flag() -> threading.Event:
 
 def _deterministic_device(name: str) -> torch.device:
     """The device, with every source of run-to-run nondeterminism turned off."""
-    device = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(auto if name == "auto" else name)
     # cuBLAS needs this set before its first use to be deterministic.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True)
@@ -155,10 +167,35 @@ def _deterministic_device(name: str) -> torch.device:
     return device
 
 
+def _save(checkpoints: Checkpointer, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+          step: int, total_steps: int, batches_per_epoch: int, *, reason: str, background: bool) -> None:
+    """Snapshot the state after ``step`` steps, digest exactly that snapshot, and hand both to ``checkpoints``."""
+    started = time.perf_counter()
+    rng = digest.rng_snapshot()
+    state = _state(model, optimizer, scheduler, step, total_steps, batches_per_epoch, rng)
+    payload = serialize(state)
+    # Before training goes on: the digested tensors are the ones just serialized, not yet changed.
+    components = digest.state_digests(model=model, optimizer=state["optimizer"], scheduler=state["scheduler"],
+                                      rng=rng, data_position=state["data"])
+    checkpoints.save(step, payload, reason=reason, serialize_seconds=time.perf_counter() - started,
+                     background=background, components=components)
+
+
+def _components(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, rng: dict[str, object],
+                step: int, batches_per_epoch: int) -> dict[str, str]:
+    """The digests of the live training state after ``step`` steps (as ``_save`` digests a snapshot)."""
+    epoch, batch = divmod(step, batches_per_epoch)
+    return digest.state_digests(model=model, optimizer=optimizer, scheduler=scheduler, rng=rng,
+                                data_position={"epoch": epoch, "batch": batch})
+
+
 def _state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, step: int,
-           total_steps: int, batches_per_epoch: int) -> dict[str, Any]:
-    """The full training state after ``step`` steps (tensors only where torch.load(weights_only) needs)."""
-    np_name, np_key, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+           total_steps: int, batches_per_epoch: int, rng: dict[str, Any]) -> dict[str, Any]:
+    """The full training state after ``step`` steps (tensors only where torch.load(weights_only) needs).
+
+    ``rng``: :func:`mlchaos_probe.digest.rng_snapshot` of this moment.
+    """
+    np_name, np_key, np_pos, np_has_gauss, np_gauss = rng["numpy"]
     epoch, batch = divmod(step, batches_per_epoch)
     return {
         "step": step,
@@ -167,10 +204,10 @@ def _state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: 
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "rng": {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            "torch": rng["torch"],
+            "cuda": rng.get("cuda", []),
             "numpy": (np_name, torch.from_numpy(np_key.astype(np.int64)), np_pos, np_has_gauss, np_gauss),
-            "python": random.getstate(),
+            "python": rng["python"],
         },
         "data": {"epoch": epoch, "batch": batch},  # the next batch to train on
     }

@@ -320,19 +320,18 @@ def test_restore_without_manifest_is_caught(endpoint: str, source: Pipeline) -> 
             "which is not a MANIFEST.json") in result.evidence
 
 
-def test_correct_pipeline_ignores_the_partial_checkpoint_but_leaves_it_behind(endpoint: str, source: Pipeline) -> None:
-    """The correct pipeline restores nothing incomplete. KNOWN GAP (reported to the lead): its own
-    save of step 10 then finds the leftover state.pt with other bytes (the checkpoint holds the
-    unseeded global numpy/python RNG states, so no two processes serialize the same bytes), gives
-    that checkpoint up, and the partial stays after success; the check reports exactly that."""
+def test_correct_pipeline_ignores_the_partial_checkpoint_and_completes_it(endpoint: str, source: Pipeline) -> None:
+    """The correct pipeline restores nothing incomplete. Its own save of step 10 then finds the leftover
+    state.pt with the same bytes (every RNG the checkpoint holds is seeded from SEED, so two processes
+    serialize the same state identically) and writes the manifest beside it: no partial is left."""
     pipeline, state = _partial_first_checkpoint(endpoint, source, "restore")
     train = pipeline.run("train", "ref")
     assert train.code == 0, train.stderr
     assert train.of("checkpoint_restored") == [] and train.of("training_started")[0]["start_step"] == 0
-    assert f"{state} exists with different content" in train.stderr
+    assert "exists with different content" not in train.stderr
+    manifest = state.replace("state.pt", "MANIFEST.json")
+    assert manifest in [e["manifest_key"] for e in train.of("checkpoint_saved")]
     result = judge(pipeline, endpoint, train)
-    assert not [x for x in result.evidence if "checkpoint restored" in x], result.evidence
-    partials = [x for x in result.evidence if x.startswith("partial")]
-    assert partials == [f"partial checkpoint/ref/{CHECKPOINT_EVERY}: {state} has no MANIFEST.json, "
-                        "and training of ref completed"], result.evidence
-    assert "duplicated 0, partial 1" in result.evidence[0]
+    assert result.verdict == "pass", result.evidence
+    assert not [x for x in result.evidence if x.startswith("partial")], result.evidence
+    assert "duplicated 0, partial 0" in result.evidence[0]

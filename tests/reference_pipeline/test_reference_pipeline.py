@@ -41,6 +41,10 @@ def final_sha(result: Result) -> str:
     return str(result.of("training_completed")[0]["params_sha256"])
 
 
+def trail(result: Result) -> dict[int, dict[str, str]]:
+    return {e["step"]: e["components"] for e in result.of("digest_trail")}
+
+
 # --- the uninterrupted run and idempotent reruns ------------------------------
 
 
@@ -66,6 +70,20 @@ def test_events_match_the_harness_contract(baseline: dict[str, Result]) -> None:
             harness_side = {"pod", "job", "attempt", "received"}
             known = {f.name for f in events.dataclasses.fields(type(parsed))} - harness_side
             assert set(raw) - {"event"} == known, raw
+
+
+def test_state_digests_and_the_environment_are_reported(baseline: dict[str, Result]) -> None:
+    train = baseline["train"]
+    standard = {"parameters", "optimizer", "scheduler", "rng_torch", "rng_numpy", "rng_python", "data_position"}
+    saved = {e["step"]: e["components"] for e in train.of("checkpoint_saved")}
+    assert saved and all(set(components) == standard for components in saved.values())
+    assert len({components["parameters"] for components in saved.values()}) == len(saved)  # training moves them
+    assert list(trail(train)) == [50]  # DIGEST_EVERY defaults to 50; TRAIN_STEPS is 60
+    assert trail(train)[50] == saved[50]  # the same state, digested live and from the checkpoint's snapshot
+    for result in baseline.values():
+        [environment] = result.of("environment")
+        assert len(environment["fingerprint"]) == 64 and "python" in environment["details"]
+    assert baseline["train"].of("environment")[0]["details"]["torch_deterministic_algorithms"] in ("True", "False")
 
 
 def test_every_step_skips_when_its_output_exists(baseline: dict[str, Result], prepared: Pipeline) -> None:
@@ -186,6 +204,9 @@ def test_sigterm_loses_no_step_and_resumes_bit_identical(baseline: dict[str, Res
     assert second.of("checkpoint_restored")[0]["step"] == last_step
     assert second.of("training_started")[0]["start_step"] == last_step
     assert second.of("train_step")[0]["step"] == last_step + 1
+    # What was restored is what was saved, and the resumed run passes the uninterrupted one's trail.
+    assert second.of("checkpoint_restored")[0]["components"] == first.of("checkpoint_saved")[-1]["components"]
+    assert trail(second) == {step: c for step, c in trail(baseline["train"]).items() if step > last_step}
     assert final_sha(second) == final_sha(baseline["train"])
 
 
