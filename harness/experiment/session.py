@@ -30,6 +30,7 @@ from harness.history.events import ExperimentEnded, ExperimentStarted
 from harness.history.store import History
 from harness.services.inventory import Inventory, prepare_bucket, take_inventory
 from harness.score import experiment_score
+from harness.workload.reference_run import BUCKET as REFERENCE_BUCKET
 from harness.workload.reference_run import reference_run
 
 
@@ -59,6 +60,9 @@ class ExperimentSession:
         self._started = time.time()
         if any(c.name == RESUME for c in self.spec.checks):
             try:
+                if self.env.s3_direct_url:
+                    # The workload contract: a run's bucket exists (and is versioned) before its steps start.
+                    prepare_bucket(endpoint_url=self.env.s3_direct_url, bucket=REFERENCE_BUCKET)
                 self._reference = reference_run(
                     cluster=self.env.cluster,
                     workload=self.spec.workload,
