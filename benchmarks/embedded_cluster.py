@@ -22,10 +22,12 @@ from kubernetes import client, config
 
 from harness.cluster.base import JobSpec
 from harness.cluster.embedded.cluster import EmbeddedCluster
+from harness.cluster.kube.backend import KubernetesCluster
 from harness.environment import embedded_environment
 from harness.faults import pod_delete
 from harness.history.events import Event, TrainStep
 from harness.history.store import History
+from harness.runtime import Environment
 from harness.schedule import wait_for_training_step
 from harness.undo import UndoLog
 from harness.workload.pipeline_run import PipelineRun
@@ -44,9 +46,16 @@ def control_plane_start(undo: UndoLog) -> list[float]:
     return times
 
 
-def pod_start_latency(env, count: int = 20) -> list[float]:
+def _namespace(env: Environment) -> str:
+    cluster = env.cluster
+    if not isinstance(cluster, KubernetesCluster):
+        raise TypeError(f"the benchmark needs the Kubernetes backend, got {type(cluster).__name__}")
+    return cluster.namespace
+
+
+def pod_start_latency(env: Environment, count: int = 20) -> list[float]:
     api = client.CoreV1Api(config.new_client_from_config(config_file=str(env.kubeconfig)))
-    namespace = env.cluster.namespace
+    namespace = _namespace(env)
     latencies = []
     for i in range(count):
         name = f"start-{i}"
@@ -59,7 +68,7 @@ def pod_start_latency(env, count: int = 20) -> list[float]:
     return latencies
 
 
-def recovery(env, policy: str, tmp: Path) -> list[str]:
+def recovery(env: Environment, policy: str, tmp: Path) -> list[str]:
     """Delete gracefully at step 150, force-delete at 300, kill the container's process at 450 and 600
     (a crash: the second one meets the Job controller's or the kubelet's backoff)."""
     settings = PipelineSettings(restart_policy=policy, params={'train_steps': 800})
@@ -78,8 +87,12 @@ def recovery(env, policy: str, tmp: Path) -> list[str]:
             hit = (pods[0].name, _attempt(history, pods[0].name))
             injected = time.time()
             if how.startswith("process killed"):
-                status = api.read_namespaced_pod(pods[0].name, env.cluster.namespace).status
-                pid = int(status.container_statuses[0].container_id.split("://")[1])
+                status = api.read_namespaced_pod(pods[0].name, _namespace(env)).status
+                statuses = (status.container_statuses if status else None) or []
+                container_id = statuses[0].container_id if statuses else None
+                if not container_id:
+                    raise RuntimeError(f"pod {pods[0].name} reports no container id to kill")
+                pid = int(container_id.split("://")[1])
                 os.kill(pid, signal.SIGKILL)
             else:
                 pod_delete.delete_running_pods(cluster=env.cluster, sink=history.append,

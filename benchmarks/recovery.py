@@ -26,6 +26,7 @@ import torch
 from harness.environment import embedded_environment
 from harness.history.events import RunStarted, StepFinished, TrainStep, of_type
 from harness.history.store import History, load
+from harness.runtime import Environment
 from harness.workload.pipeline_run import PipelineRun
 from harness.workload.reference import reference_workload
 from harness.workload.settings import PipelineSettings, steps_through_training
@@ -54,7 +55,7 @@ def restart_floor(tmp: Path, repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def train_steps(env, settings: PipelineSettings, run_id: str, tmp: Path) -> list[TrainStep]:
+def train_steps(env: Environment, settings: PipelineSettings, run_id: str, tmp: Path) -> list[TrainStep]:
     with History(tmp / f"{run_id}.jsonl") as history:
         run = PipelineRun(cluster=env.cluster, sink=history.append, workload=WORKLOAD, settings=settings, run_id=run_id,
                           kind="daily", bucket="bench", s3_env=dict(env.s3_env), steps=TRAINING_STEPS)

@@ -15,15 +15,14 @@ from pathlib import Path
 
 from harness.baseline import load_scores
 from harness.cluster.options import ClusterOptions
-from harness.errors import HarnessError
 from harness.environment import open_environment
+from harness.errors import HarnessError
 from harness.experiment.model import ExperimentSpec
 from harness.experiment.result import ExperimentResult
 from harness.experiment.runner import ExperimentInterrupted, run_experiment
 from harness.report.writer import write_reports
 from harness.runtime import Environment
 from harness.suite import SuiteResult, summarize
-
 
 NODE_FAULT_MODULES = frozenset({"harness.chaosext.node.actions"})
 

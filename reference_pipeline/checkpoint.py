@@ -178,7 +178,7 @@ class Checkpointer:
         except Fenced as error:  # not a storage failure: this attempt may not write any more
             print(f"reference_pipeline: checkpoint of step {step} not written: {error}", file=sys.stderr)
             return
-        except Exception as error:  # noqa: BLE001 - any failure only loses this checkpoint
+        except Exception as error:
             self._metrics.checkpoint_failed()
             print(f"reference_pipeline: checkpoint of step {step} failed: {error}", file=sys.stderr)
             return

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping, TypeVar
+from typing import TypeVar
 
 from . import broken
 from .errors import UserError
@@ -52,7 +53,7 @@ class Config:
     lease_holder: str = ""  # who holds the training lease: POD_NAME, else <hostname>-<pid>
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
         """Read and validate the configuration; raises ``UserError`` naming the variable."""
         env = os.environ if env is None else env
 

@@ -252,7 +252,7 @@ class TrainingLease:
         while not self._stopping.wait(self._renew):
             try:
                 self._renew_once()
-            except Exception as error:  # noqa: BLE001 - S3 unreachable or retries spent: try again next tick
+            except Exception as error:
                 print(f"reference_pipeline: renewing the training lease {self.key} failed: {error}",
                       file=sys.stderr, flush=True)
             if self._lost is not None:

@@ -63,4 +63,5 @@ def predict(model: nn.Module, features: np.ndarray) -> np.ndarray:
     """Scores (logits) for ``features``, in evaluation mode."""
     model.eval()
     with torch.no_grad():
-        return model(torch.from_numpy(features)).squeeze(1).numpy().astype(np.float64)
+        scores: np.ndarray = model(torch.from_numpy(features)).squeeze(1).numpy().astype(np.float64)
+    return scores

@@ -15,8 +15,9 @@ import email.utils
 import socket
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -62,19 +63,10 @@ class Store:
         self.bucket = bucket
         self._on_retries = on_retries
         self._unconditional_publish = unconditional_publish
-        retries: dict[str, Any] = (
-            {"max_attempts": 10, "mode": "standard"} if retry else {"total_max_attempts": 1, "mode": "standard"}
-        )
-        self._client = boto3.client(
-            "s3",
-            endpoint_url=endpoint_url,
-            config=BotoConfig(
-                retries=retries,  # type: ignore[arg-type]
-                connect_timeout=5,
-                read_timeout=30,
-                s3={"addressing_style": "path"},
-            ),
-        )
+        retries = (BotoConfig(retries={"max_attempts": 10, "mode": "standard"}) if retry
+                   else BotoConfig(retries={"total_max_attempts": 1, "mode": "standard"}))
+        config = retries.merge(BotoConfig(connect_timeout=5, read_timeout=30, s3={"addressing_style": "path"}))
+        self._client = boto3.client("s3", endpoint_url=endpoint_url, config=config)
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         """Run one client operation, counting the retries botocore made for it."""

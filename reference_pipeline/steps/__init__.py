@@ -9,7 +9,7 @@ demand so that steps without torch start in a fraction of the time.
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from .context import Context
 

@@ -7,9 +7,9 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import boto3
 import pytest
@@ -111,7 +111,7 @@ def baseline(prepared: Pipeline) -> dict[str, Result]:
     return {step: prepared.run(step, "base") for step in ("validate", "train", "evaluate", "register")}
 
 
-@pytest.fixture()
+@pytest.fixture
 def fresh(endpoint: str, request: pytest.FixtureRequest) -> Pipeline:
     """An empty bucket of its own."""
     name = "t-" + "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:50].strip("-")

@@ -76,7 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: FaultProxy
     protocol_version = "HTTP/1.1"  # answers "Expect: 100-continue" at once (1.0 makes botocore wait 1 s)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def _body(self) -> bytes:

@@ -28,7 +28,7 @@ KEY = "runs/reference/2024-03-01/r/train.lease"
 # --- the lease in this process -------------------------------------------------------
 
 
-@pytest.fixture()
+@pytest.fixture
 def store(fresh: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Store:
     for name, value in fresh.env("r").items():
         if name.startswith("AWS_"):
@@ -38,7 +38,7 @@ def store(fresh: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Store:
     return store
 
 
-@pytest.fixture()
+@pytest.fixture
 def lease(store: Store) -> Iterator[Callable[..., TrainingLease]]:
     """Make leases on ``store``; their renewers are stopped when the test ends, whatever happened."""
     made: list[TrainingLease] = []
@@ -63,7 +63,7 @@ def in_thread(target: Callable[[], None]) -> tuple[threading.Thread, list[BaseEx
     def run() -> None:
         try:
             target()
-        except BaseException as error:  # noqa: BLE001 - handed to the test
+        except BaseException as error:
             errors.append(error)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -126,13 +126,13 @@ def test_an_abandoned_lease_goes_stale_and_only_one_of_two_waiters_breaks_it(
         thread.join(timeout=30)
     errors = [e for _, errs in runs for e in errs]
     assert len(errors) == 1 and isinstance(errors[0], LeaseUnavailable), errors  # the loser timed out
-    winner = next(w for (_, errs), w in zip(runs, waiters) if not errs)
+    winner = next(w for (_, errs), w in zip(runs, waiters, strict=False) if not errs)
     assert f"still held by {winner.holder}" in str(errors[0]) and "LEASE_TIMEOUT_SECONDS" in str(errors[0])
     assert holder_in_store(store) == winner.holder and not winner.lost
     out = capsys.readouterr().out
     [waited] = events(out, "lease_waited")
     assert (waited["holder"], waited["how"], waited["held_by"]) == (winner.holder, "stale", "dead")
-    assert STALE - 1.5 <= waited["seconds"] and time.monotonic() - abandoned >= STALE - 1.5
+    assert waited["seconds"] >= STALE - 1.5 and time.monotonic() - abandoned >= STALE - 1.5
     winner.release()
 
 
@@ -156,7 +156,8 @@ def test_a_renewal_that_finds_the_lease_broken_loses_it_and_never_deletes_it(
     assert lost["holder"] == "holder" and "intruder" in lost["reason"]
 
 
-def test_a_renewal_whose_answer_was_lost_is_recognised_as_ours(store: Store, lease: Callable[..., TrainingLease]) -> None:
+def test_a_renewal_whose_answer_was_lost_is_recognised_as_ours(
+        store: Store, lease: Callable[..., TrainingLease]) -> None:
     """botocore retries a renewal whose answer was lost; the retry gets 412 on our own new
     ETag. Reading the object back shows our body, so the lease is still ours."""
     answers_lost = []
@@ -256,7 +257,7 @@ class Running:
         return Result(self.proc.returncode, list(self.events), stderr)
 
 
-@pytest.fixture()
+@pytest.fixture
 def started(prepared: Pipeline) -> Iterator[Callable[..., Running]]:
     """Start train processes on the prepared day; any still running at the end is killed."""
     procs: list[Running] = []

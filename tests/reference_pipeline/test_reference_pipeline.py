@@ -51,7 +51,8 @@ def trail(result: Result) -> dict[int, dict[str, str]]:
 def test_uninterrupted_run_publishes_everything(baseline: dict[str, Result], prepared: Pipeline) -> None:
     train = baseline["train"]
     assert [e["step"] for e in train.of("train_step")] == list(range(1, TRAIN_STEPS + 1))
-    assert [e["step"] for e in train.of("checkpoint_saved")] == list(range(CHECKPOINT_EVERY, TRAIN_STEPS + 1, CHECKPOINT_EVERY))
+    expected = list(range(CHECKPOINT_EVERY, TRAIN_STEPS + 1, CHECKPOINT_EVERY))
+    assert [e["step"] for e in train.of("checkpoint_saved")] == expected
     assert train.of("training_started")[0]["start_step"] == 0
     evaluated = baseline["evaluate"].of("evaluated")[0]
     assert evaluated["passed"] and 0.75 < evaluated["value"] < 0.95
@@ -65,7 +66,7 @@ def test_events_match_the_harness_contract(baseline: dict[str, Result]) -> None:
         for raw in result.events:
             parsed = events.from_json(json.dumps(raw))
             assert parsed is not None and not isinstance(parsed, events.UnknownEvent), raw
-            assert parsed.KIND == raw["event"]
+            assert raw["event"] == parsed.KIND
             # pod, job, attempt and received are stamped by the harness when it reads the line.
             harness_side = {"pod", "job", "attempt", "received"}
             known = {f.name for f in events.dataclasses.fields(type(parsed))} - harness_side
@@ -214,7 +215,8 @@ def test_sigkill_resumes_from_latest_complete_checkpoint_bit_identical(
     baseline: dict[str, Result], prepared: Pipeline
 ) -> None:
     # A state.pt without a manifest (a save killed half-way) must never be used.
-    prepared.s3.put_object(Bucket=prepared.bucket, Key="runs/reference/2024-03-01/kill/checkpoints/step-000050/state.pt",
+    prepared.s3.put_object(Bucket=prepared.bucket,
+                           Key="runs/reference/2024-03-01/kill/checkpoints/step-000050/state.pt",
                            Body=b"torn write")
     proc = prepared.start("train", "kill")
     lines = run_until(proc, 36)
@@ -248,9 +250,11 @@ def test_ignore_checkpoint_variant_restarts_from_zero(prepared: Pipeline) -> Non
 def test_register_retried_gives_one_version(baseline: dict[str, Result], prepared: Pipeline) -> None:
     first = baseline["register"].of("model_registered")[0]
     retry = prepared.run("register", "base")
-    assert retry.of("model_registered")[0] == {**retry.of("model_registered")[0], "version": first["version"], "created": False}
+    registered = retry.of("model_registered")[0]
+    assert registered == {**registered, "version": first["version"], "created": False}
     versions = prepared.keys("registry/reference/versions/")
-    runs = [json.loads(prepared.s3.get_object(Bucket=prepared.bucket, Key=k)["Body"].read())["run_id"] for k in versions]
+    runs = [json.loads(prepared.s3.get_object(Bucket=prepared.bucket, Key=k)["Body"].read())["run_id"]
+            for k in versions]
     assert runs.count("base") == 1
 
 
