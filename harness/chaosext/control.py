@@ -18,10 +18,10 @@ from harness import runtime
 from harness.cluster.options import ARGUMENTS, options_from
 from harness.environment import open_environment
 from harness.experiment.loader import spec_from_document
-from harness.workload.declaration import load_workload
 from harness.experiment.session import ExperimentSession
 from harness.report.writer import write_reports
 from harness.suite import summarize
+from harness.workload.declaration import load_workload
 
 __all__ = ["before_experiment_control", "after_experiment_control", "cleanup_control"]
 

@@ -20,6 +20,7 @@ from harness.history.events import (
     FaultInjected,
     PodExited,
     PodStarted,
+    SigtermReceived,
     TrainingStarted,
     TrainStep,
     of_type,
@@ -43,10 +44,13 @@ class FaultOutcome:
     injected_at: float
     healed_at: float | None
     hit_training: bool
-    graceful: bool  # the attempt ended on its own within the grace period (not SIGKILLed)
+    graceful: bool  # the attempt saved a checkpoint after its SIGTERM, then ended on its own
     exit_code: int | None
     last_step_before: int | None
     latest_checkpoint: int | None  # latest complete checkpoint when the attempt ended
+    grace_period_seconds: float = -1.0  # what the fault gave the pod (-1: not said)
+    sigterm_step: int | None = None  # the step the attempt reported SIGTERM at, if it did
+    latest_checkpoint_key: str = ""  # the manifest key of ``latest_checkpoint``
     resumed_pod: str
     restored_step: int | None  # None: the next attempt restored nothing (started from 0)
     restored_key: str
@@ -71,17 +75,10 @@ def _outcome(fault: FaultInjected, events: Sequence[Event], healed_at: float | N
     attempt = hit[-1].attempt if hit else None
     started = [e for e in of_type(list(events), TrainingStarted) if e.pod == pod and e.attempt == attempt]
     exits = [e for e in of_type(list(events), PodExited) if e.pod == pod and e.attempt == attempt]
-    base = dict(
-        fault=fault.fault,
-        fault_id=fault.fault_id,
-        target=fault.target,
-        injected_at=fault.ts,
-        healed_at=healed_at,
-        clock=clock.describe(),
-    )
     if not started or not exits:
         return FaultOutcome(
-            **base,
+            fault=fault.fault, fault_id=fault.fault_id, target=fault.target, injected_at=fault.ts,
+            healed_at=healed_at, clock=clock.describe(), grace_period_seconds=fault.grace_period_seconds,
             hit_training=False,
             graceful=False,
             exit_code=exits[0].exit_code if exits else None,
@@ -98,12 +95,17 @@ def _outcome(fault: FaultInjected, events: Sequence[Event], healed_at: float | N
     ended = exits[0]
     steps = [e.step for e in of_type(list(events), TrainStep) if e.pod == pod and e.attempt == attempt]
     last_step = max(steps, default=started[0].start_step)
-    saved = [
-        e.step
-        for e in of_type(list(events), CheckpointSaved)
-        if e.run_id == run_id and clock.time(e) <= ended.ts
-    ]
-    latest = max(saved, default=None)
+    saved = [e for e in of_type(list(events), CheckpointSaved) if e.run_id == run_id and clock.time(e) <= ended.ts]
+    latest_saved = max(saved, key=lambda e: e.step, default=None)
+    latest = latest_saved.step if latest_saved is not None else None
+
+    def of_hit(e: Event) -> bool:
+        return e.pod == pod and e.attempt == attempt
+
+    sigterms = [e for e in of_type(list(events), SigtermReceived) if of_hit(e)]
+    # Graceful: a checkpoint of this attempt saved after it was told to stop, then its own exit.
+    saved_after_sigterm = bool(sigterms) and any(
+        of_hit(e) and e.ts >= sigterms[0].ts for e in of_type(list(events), CheckpointSaved))
     job = started[0].job
     # Attempts are numbered per Job in the order they started. A replacement pod may start while the
     # hit one is still terminating (Kubernetes replaces a deleted pod at once), so order by number.
@@ -118,12 +120,15 @@ def _outcome(fault: FaultInjected, events: Sequence[Event], healed_at: float | N
     restored_step = restored[0].step if restored else None
     first_step = [clock.time(e) for e in of_type(list(events), TrainStep) if of_resumed(e)]
     return FaultOutcome(
-        **base,
+        fault=fault.fault, fault_id=fault.fault_id, target=fault.target, injected_at=fault.ts,
+        healed_at=healed_at, clock=clock.describe(), grace_period_seconds=fault.grace_period_seconds,
         hit_training=True,
-        graceful=ended.exit_code != SIGKILL_EXIT,
+        graceful=ended.exit_code != SIGKILL_EXIT and saved_after_sigterm,
         exit_code=ended.exit_code,
         last_step_before=last_step,
         latest_checkpoint=latest,
+        sigterm_step=sigterms[0].step if sigterms else None,
+        latest_checkpoint_key=latest_saved.manifest_key if latest_saved is not None else "",
         resumed_pod=resumed.pod if resumed else "",
         restored_step=restored_step,
         restored_key=restored[0].manifest_key if restored else "",

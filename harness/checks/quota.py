@@ -21,7 +21,7 @@ def check_quota(
     """Fail when more pods ran at once than ``total`` or than a scope's limit; unknown without pods."""
     labels: dict[str, set[str]] = {}
     running: set[str] = set()
-    peak_total, peaks = 0, {scope: 0 for scope in scoped}
+    peak_total, peaks = 0, dict.fromkeys(scoped, 0)
     started = 0
     for e in sorted((e for e in events if isinstance(e, (PodStarted, PodExited))), key=lambda e: e.ts):
         if isinstance(e, PodStarted):

@@ -1,55 +1,110 @@
-"""The checks an experiment can name in its ``extensions`` block, and their evaluation."""
+"""The checks an experiment can name, and their evaluation.
+
+Every check has one signature: ``(evidence, params) -> CheckResult``, a pure
+function of what the run left behind (:class:`~harness.evidence.run.RunEvidence`)
+and the experiment's options for it. Checks register with the :func:`check`
+decorator; a user's package adds its own without editing the harness, either by
+being imported or through the ``mlchaos.checks`` entry-point group (each entry
+point names a module, imported once when checks are first looked up).
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 
-from harness.checks import duplicates, quota, resume, steady_state
 from harness.checks.verdict import CheckResult, safe
-from harness.history.events import Event
-from harness.services.inventory import Inventory
+from harness.errors import ExperimentError
+from harness.evidence.run import RunEvidence
+
+ENTRY_POINT_GROUP = "mlchaos.checks"
+
+ParamValue = str | int | float | bool
 
 
 @dataclass(frozen=True, kw_only=True)
-class CheckInputs:
-    """Everything a check may read; never the live cluster."""
+class CheckParams:
+    """The experiment's options for one check: its weight and any extra keys of its entry."""
 
-    events: Sequence[Event]
-    run_id: str
-    reference_sha256: str | None
-    inventory: Inventory | None = None
-    pod_limit: int | None = None
-    scoped_quotas: Mapping[str, int] = field(default_factory=dict)
+    weight: float = 1.0
+    options: Mapping[str, ParamValue] = field(default_factory=dict)
+
+
+CheckFunction = Callable[[RunEvidence, CheckParams], CheckResult]
 
 
 @dataclass(frozen=True, kw_only=True)
 class CheckSpec:
+    """A check as an experiment names it."""
+
     name: str
     weight: float = 1.0
+    options: Mapping[str, ParamValue] = field(default_factory=dict)
 
 
-_CHECKS: dict[str, Callable[[CheckInputs, float], CheckResult]] = {
-    resume.NAME: lambda i, w: resume.check_resume(
-        i.events, run_id=i.run_id, reference_sha256=i.reference_sha256, weight=w
-    ),
-    steady_state.NAME: lambda i, w: steady_state.check_steady_state(i.events, weight=w),
-    duplicates.NAME: lambda i, w: duplicates.check_duplicates(i.events, i.inventory, weight=w),
-    quota.NAME: lambda i, w: quota.check_quota(i.events, total=i.pod_limit, scoped=i.scoped_quotas, weight=w),
-}
-
-KNOWN_CHECKS: tuple[str, ...] = tuple(sorted(_CHECKS))
+_CHECKS: dict[str, tuple[CheckFunction, str]] = {}  # name -> (function, where it was defined)
+_LOCK = threading.Lock()
+_plugins_loaded = False
 
 
-def evaluate(specs: Sequence[CheckSpec], inputs: CheckInputs) -> list[CheckResult]:
+def check(name: str) -> Callable[[CheckFunction], CheckFunction]:
+    """Register the decorated function as the check ``name``; two checks of one name are an error."""
+
+    def register(function: CheckFunction) -> CheckFunction:
+        where = f"{function.__module__}.{function.__qualname__}"
+        with _LOCK:
+            known = _CHECKS.get(name)
+            if known is not None and known[1] != where:
+                raise ExperimentError(f"two checks are named {name!r}: {known[1]} and {where}; rename one")
+            _CHECKS[name] = (function, where)
+        return function
+
+    return register
+
+
+def _load_plugins() -> None:
+    """Import the built-in checks and every module of the ``mlchaos.checks`` entry-point group, once."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    importlib.import_module("harness.checks.builtin")
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            entry.load()
+        except Exception as exc:  # a broken plugin must name itself, not crash the harness
+            raise ExperimentError(f"check plugin {entry.name} ({entry.value}) could not be loaded: "
+                                  f"{type(exc).__name__}: {exc}; fix or uninstall it") from None
+
+
+def known_checks() -> tuple[str, ...]:
+    """Every registered check name, sorted (built-ins and plugins)."""
+    _load_plugins()
+    with _LOCK:
+        return tuple(sorted(_CHECKS))
+
+
+def lookup(name: str) -> CheckFunction:
+    """The check ``name``; an ExperimentError lists the known ones."""
+    _load_plugins()
+    with _LOCK:
+        found = _CHECKS.get(name)
+    if found is None:
+        raise ExperimentError(f"unknown check {name!r}; known checks: {', '.join(known_checks())}")
+    return found[0]
+
+
+def evaluate(specs: Sequence[CheckSpec], evidence: RunEvidence) -> list[CheckResult]:
     """Run each named check; a crash gives ``unknown`` with the weight kept."""
     results = []
     for spec in specs:
-        check = _CHECKS[spec.name]
-        result = safe(spec.name, lambda: check(inputs, spec.weight))
-        results.append(
-            result
-            if result.weight == spec.weight
-            else CheckResult(name=result.name, verdict=result.verdict, evidence=result.evidence, weight=spec.weight)
-        )
+        function = lookup(spec.name)
+        params = CheckParams(weight=spec.weight, options=spec.options)
+        result = safe(spec.name, functools.partial(function, evidence, params))
+        results.append(result if result.weight == spec.weight and result.name == spec.name else CheckResult(
+            name=spec.name, verdict=result.verdict, evidence=result.evidence, weight=spec.weight))
     return results

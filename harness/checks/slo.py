@@ -9,7 +9,8 @@ custom SLO or a standard one by name, with its default threshold overridable::
           - use: training-stall            # a standard SLO (see STANDARD_SLOS)
             threshold: 10                  # optional: op, window may be overridden too
           - name: restore-p99
-            promql: histogram_quantile(0.99, sum by (le) (increase(pipeline_checkpoint_restore_seconds_bucket{run_id="{run_id}"}[{range}])))
+            promql: histogram_quantile(0.99, sum by (le) (increase(
+              pipeline_checkpoint_restore_seconds_bucket{run_id="{run_id}"}[{range}])))
             threshold: 5
             op: "<="
             reduce: last                   # max (default) | min | last
@@ -53,13 +54,14 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
 from harness.checks.verdict import CheckResult, Verdict
 from harness.errors import ExperimentError
-from harness.services.prometheus_query import RangeResult, Series
+from harness.evidence.metric_names import METRIC_ROLES, MetricNames
+from harness.evidence.prometheus import RangeResult, Series
 
 __all__ = [
     "Op",
@@ -106,6 +108,7 @@ def check_name(spec: SloSpec) -> str:
     return f"slo:{spec.name}"
 
 
+# Written with the probe library's metric names; standard_slos() renames them to a workload's.
 STANDARD_SLOS: Mapping[str, SloSpec] = MappingProxyType(
     {
         s.name: s
@@ -202,14 +205,30 @@ STANDARD_SLOS: Mapping[str, SloSpec] = MappingProxyType(
 )
 
 
+
+def standard_slos(names: MetricNames) -> Mapping[str, SloSpec]:
+    """The standard SLOs over the metric names a workload declares."""
+    defaults = MetricNames()
+    renames = [(getattr(defaults, role), getattr(names, role)) for role in METRIC_ROLES
+               if getattr(defaults, role) != getattr(names, role)]
+
+    def renamed(promql: str) -> str:
+        for old, new in renames:
+            promql = re.sub(rf"\b{re.escape(old)}", new, promql)
+        return promql
+
+    return MappingProxyType({n: replace(s, promql=renamed(s.promql)) for n, s in STANDARD_SLOS.items()})
+
+
 # --------------------------------------------------------------------------- parsing
 
 _CUSTOM_KEYS = frozenset({"weight", "name", "promql", "threshold", "op", "reduce", "window", "description"})
 _USE_KEYS = frozenset({"weight", "use", "threshold", "op", "window"})
 
 
-def parse_slos(raw: object, *, source: str) -> tuple[SloSpec, ...]:
-    """Validate the ``extensions.harness.slos`` list of experiment ``source``.
+def parse_slos(raw: object, *, source: str, metrics: MetricNames | None = None) -> tuple[SloSpec, ...]:
+    """Validate the ``extensions.harness.slos`` list of experiment ``source``; standard SLOs read
+    ``metrics`` (the workload's declared names; default: the probe library's).
 
     ``None`` (no SLOs declared) gives ``()``. Any problem raises ExperimentError
     naming ``source``, the item and how to fix it, on one line.
@@ -222,10 +241,11 @@ def parse_slos(raw: object, *, source: str) -> tuple[SloSpec, ...]:
             f"{source}: {where} must be a list of SLOs ({{use: <standard>}} or {{name, promql, threshold, op}}), "
             f"got {type(raw).__name__}"
         )
+    standards = standard_slos(metrics or MetricNames())
     specs: list[SloSpec] = []
     seen: set[str] = set()
     for index, item in enumerate(raw):
-        spec = _parse_item(item, source=source, at=f"{where}[{index}]")
+        spec = _parse_item(item, source=source, at=f"{where}[{index}]", standards=standards)
         if spec.name in seen:
             raise ExperimentError(
                 f"{source}: {where}[{index}]: SLO {spec.name!r} is declared twice; give the second one its own name"
@@ -235,21 +255,22 @@ def parse_slos(raw: object, *, source: str) -> tuple[SloSpec, ...]:
     return tuple(specs)
 
 
-def _parse_item(item: object, *, source: str, at: str) -> SloSpec:
+def _parse_item(item: object, *, source: str, at: str, standards: Mapping[str, SloSpec]) -> SloSpec:
     def bad(problem: str) -> ExperimentError:
         return ExperimentError(f"{source}: {at}{_label(item)}: {problem}")
 
     if not isinstance(item, Mapping):
-        raise bad(f"an SLO must be a mapping ({{use: <standard>}} or {{name, promql, threshold, op}}), got {type(item).__name__}")
+        raise bad("an SLO must be a mapping ({use: <standard>} or {name, promql, threshold, op}), "
+                  f"got {type(item).__name__}")
     keys = set(map(str, item))
     if "use" in item:
         extra = sorted(keys - _USE_KEYS)
         if extra:
             raise bad(f"unexpected key(s) {', '.join(extra)} beside 'use'; allowed: {', '.join(sorted(_USE_KEYS))}")
         use = item["use"]
-        if not isinstance(use, str) or use not in STANDARD_SLOS:
-            raise bad(f"unknown standard SLO {use!r}; known: {', '.join(sorted(STANDARD_SLOS))}")
-        base = STANDARD_SLOS[use]
+        if not isinstance(use, str) or use not in standards:
+            raise bad(f"unknown standard SLO {use!r}; known: {', '.join(sorted(standards))}")
+        base = standards[use]
         return replace(
             base,
             threshold=_threshold(item, bad, default=base.threshold),
@@ -319,7 +340,8 @@ def _weight(item: Mapping[object, object], bad: _Bad) -> float:
     return float(value)
 
 
-def _choice(item: Mapping[object, object], key: str, allowed: tuple[str, ...], bad: _Bad, *, default: str | None) -> Any:
+def _choice(item: Mapping[object, object], key: str, allowed: tuple[str, ...], bad: _Bad, *,
+            default: str | None) -> Any:
     value = item.get(key, default)
     if value not in allowed:
         raise bad(f"{key} must be one of {', '.join(repr(a) for a in allowed)}, got {value!r}")
@@ -431,5 +453,5 @@ def _window(result: RangeResult) -> str:
 
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+    return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
 

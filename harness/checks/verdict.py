@@ -38,5 +38,5 @@ def safe(name: str, check: Callable[[], CheckResult]) -> CheckResult:
     """Run ``check``; an exception becomes an ``unknown`` verdict naming it."""
     try:
         return check()
-    except Exception as exc:  # noqa: BLE001 - any crash of a check must read as "could not decide"
+    except Exception as exc:
         return CheckResult(name=name, verdict="unknown", evidence=(f"check raised {type(exc).__name__}: {exc}",))

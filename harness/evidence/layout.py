@@ -81,7 +81,8 @@ class ArtifactLayout:
 
     def body_pattern(self) -> str:
         """A regex of the keys whose bodies the inventory must read ('' when none)."""
-        patterns = [r.pattern.pattern for r in self.rules if r.needs_body()]
+        # One regex of several rules: their group names would clash, and only the match matters here.
+        patterns = [re.sub(r"\(\?P<\w+>", "(?:", r.pattern.pattern) for r in self.rules if r.needs_body()]
         return "|".join(f"(?:{p})" for p in patterns)
 
 

@@ -12,7 +12,7 @@ import yaml
 from chaoslib.exceptions import ChaosException
 from chaoslib.experiment import ensure_experiment_is_valid
 
-from harness.checks.registry import KNOWN_CHECKS, CheckSpec
+from harness.checks.registry import CheckSpec, known_checks
 from harness.checks.slo import parse_slos
 from harness.errors import ExperimentError
 from harness.experiment.model import EXTENSION_NAME, ExperimentSpec
@@ -53,7 +53,7 @@ def spec_from_document(document: dict[str, Any], *, path: Path, workload: Worklo
         workload=chosen,
         pipeline=_pipeline(path, ext.get("pipeline", {}), chosen),
         checks=_checks(path, ext.get("checks"), has_slos=bool(ext.get("slos"))),
-        slos=parse_slos(ext.get("slos"), source=str(path)),
+        slos=parse_slos(ext.get("slos"), source=str(path), metrics=chosen.facts().metrics),
         document=document,
     )
 
@@ -79,7 +79,7 @@ def _extension(path: Path, document: Mapping[str, Any]) -> Mapping[str, Any]:
             return ext
     raise ExperimentError(
         f"{path}: no extensions entry named {EXTENSION_NAME!r}; add one with the checks to run "
-        f"(known checks: {', '.join(KNOWN_CHECKS)})"
+        f"(known checks: {', '.join(known_checks())})"
     )
 
 
@@ -100,10 +100,15 @@ def _checks(path: Path, raw: Any, *, has_slos: bool) -> tuple[CheckSpec, ...]:
     specs = []
     for item in raw:
         name = item.get("name") if isinstance(item, dict) else item
-        if name not in KNOWN_CHECKS:
-            raise ExperimentError(f"{path}: unknown check {name!r}; known checks: {', '.join(KNOWN_CHECKS)}")
+        if name not in known_checks():
+            raise ExperimentError(f"{path}: unknown check {name!r}; known checks: {', '.join(known_checks())}")
         weight = _number(path, item, "weight", 1.0) if isinstance(item, dict) else 1.0
-        specs.append(CheckSpec(name=str(name), weight=weight))
+        options = {str(k): v for k, v in item.items() if k not in ("name", "weight")} if isinstance(item, dict) else {}
+        odd = sorted(k for k, v in options.items() if not isinstance(v, (str, int, float, bool)))
+        if odd:
+            raise ExperimentError(f"{path}: check {name}: option(s) {', '.join(odd)} must be a string, number "
+                                  "or boolean")
+        specs.append(CheckSpec(name=str(name), weight=weight, options=options))
     return tuple(specs)
 
 

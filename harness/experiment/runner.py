@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from chaoslib.experiment import run_experiment as chaoslib_run
 from chaoslib.run import RunEventHandler

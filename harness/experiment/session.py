@@ -12,24 +12,25 @@ import shutil
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from harness import lifecycle, runtime
 from harness.checks.interruptions import fault_outcomes
-from harness.checks.registry import CheckInputs, evaluate
+from harness.checks.registry import evaluate
 from harness.checks.resume import NAME as RESUME
 from harness.checks.slo import evaluate_slo
-from harness.experiment.observe import observe_slos, save_observations
 from harness.errors import HarnessError, ServiceError
-from harness.experiment.model import ExperimentSpec
-from harness.experiment.result import ExperimentResult
 from harness.evidence.reference import ReferenceRun
+from harness.evidence.run import RunEvidence
+from harness.experiment.model import ExperimentSpec
+from harness.experiment.observe import SloObservation, observe_slos, save_observations
+from harness.experiment.result import ExperimentResult
 from harness.history.events import ExperimentEnded, ExperimentStarted
 from harness.history.store import History
-from harness.services.inventory import Inventory, prepare_bucket, take_inventory
 from harness.score import experiment_score
+from harness.services.inventory import Inventory, prepare_bucket, take_inventory
 from harness.workload.reference_run import BUCKET as REFERENCE_BUCKET
 from harness.workload.reference_run import reference_run
 
@@ -40,9 +41,22 @@ def run_id_for(name: str, tag: str) -> str:
     return f"{slug}-{tag}"
 
 
+@dataclass(frozen=True, kw_only=True)
+class Observed:
+    """What :meth:`ExperimentSession.observe` collected: the run's evidence, the SLO queries' answers
+    and how Chaos Toolkit ended it."""
+
+    evidence: RunEvidence
+    slos: tuple[SloObservation, ...]
+    status: str
+    deviated: bool
+    interrupted: str  # why the run was stopped early ('' when it was not)
+
+
 class ExperimentSession:
-    """Begin activates the experiment (after computing its reference run);
-    finish records the end, stops what is left, and judges the history."""
+    """Three phases: ``begin`` prepares (the uninterrupted run, the bucket, the history) and activates
+    the experiment; ``observe`` records its end, heals, stops what is left and collects the evidence
+    once; ``judge`` turns the evidence into verdicts and a score. ``finish`` is observe, then judge."""
 
     def __init__(self, *, spec: ExperimentSpec, env: runtime.Environment, out_dir: Path, tag: str) -> None:
         self.spec = spec
@@ -93,10 +107,17 @@ class ExperimentSession:
         return active
 
     def finish(self, journal: Mapping[str, Any] | None, *, error: str = "") -> ExperimentResult:
-        """Close the run whatever happened; ``journal`` is ``None`` when Chaos Toolkit never returned."""
+        """Close the run whatever happened (``journal`` is ``None`` when Chaos Toolkit never returned):
+        observe what it left, then judge it."""
+        observed = self.observe(journal)
+        return self.judge(observed, error=error)
+
+    def observe(self, journal: Mapping[str, Any] | None) -> Observed:
+        """Record the end, heal and stop everything, and collect the evidence once: the history, the
+        store's inventory and the SLO queries (kept beside the history as JSON)."""
         active = self._active
         if active is None:
-            raise HarnessError("finish() called before begin()")
+            raise HarnessError("observe() called before begin()")
         status = str(journal.get("status", "unknown")) if journal else "not run"
         deviated = bool(journal.get("deviated", False)) if journal else False
         interrupted = active.interrupted or (
@@ -127,21 +148,23 @@ class ExperimentSession:
         self._keep_pod_logs()
         save_observations(observations, self.out_dir / "prometheus.json")
         _save_inventory(inventory, inventory_error, self.out_dir / "inventory.json")
-        checks = evaluate(
-            self.spec.checks,
-            CheckInputs(
-                events=events,
-                run_id=self.run_id,
-                reference_sha256=self._reference.params_sha256 if self._reference else None,
-                inventory=inventory,
-                pod_limit=self.env.pod_limit,
-                scoped_quotas=self.env.scoped_quotas,
-            ),
+        evidence = RunEvidence(
+            events=tuple(events), run_id=self.run_id, facts=self.spec.workload.facts(),
+            reference=self._reference, reference_error=self._reference_error,
+            inventory=inventory, inventory_error=inventory_error,
+            pod_limit=self.env.pod_limit, scoped_quotas=self.env.scoped_quotas,
         )
-        checks += [evaluate_slo(o.spec, o.result, error=o.error, weight=o.spec.weight) for o in observations]
-        if interrupted:
+        return Observed(evidence=evidence, slos=tuple(observations), status=status, deviated=deviated,
+                        interrupted=interrupted)
+
+    def judge(self, observed: Observed, *, error: str = "") -> ExperimentResult:
+        """The verdicts and score of what :meth:`observe` collected (pure: touches nothing live)."""
+        evidence = observed.evidence
+        checks = evaluate(self.spec.checks, evidence)
+        checks += [evaluate_slo(o.spec, o.result, error=o.error, weight=o.spec.weight) for o in observed.slos]
+        if observed.interrupted:
             # An interrupted run is never judged a pass: what it showed so far stays as evidence.
-            checks = [replace(c, verdict="unknown", evidence=(f"{interrupted}; not judged", *c.evidence))
+            checks = [replace(c, verdict="unknown", evidence=(f"{observed.interrupted}; not judged", *c.evidence))
                       for c in checks]
         return ExperimentResult(
             name=self.spec.name,
@@ -149,16 +172,16 @@ class ExperimentSession:
             path=self.spec.path,
             run_id=self.run_id,
             weight=self.spec.weight,
-            status=status,
-            deviated=deviated,
+            status=observed.status,
+            deviated=observed.deviated,
             checks=tuple(checks),
-            faults=tuple(fault_outcomes(events)),
+            faults=tuple(fault_outcomes(evidence.events)),
             score=experiment_score(checks),
             started_at=self._started,
             ended_at=time.time(),
             history_path=self.out_dir / "history.jsonl",
             reference_sha256=self._reference.params_sha256 if self._reference else None,
-            error=error or self._reference_error or interrupted,
+            error=error or self._reference_error or observed.interrupted,
         )
 
     def _inventory(self) -> tuple[Inventory | None, str]:
@@ -166,7 +189,8 @@ class ExperimentSession:
         if not self.env.s3_direct_url:
             return None, "this environment gives the harness no direct S3 access"
         try:
-            return take_inventory(endpoint_url=self.env.s3_direct_url, bucket=self.run_id[:63]), ""
+            return take_inventory(endpoint_url=self.env.s3_direct_url, bucket=self.run_id[:63],
+                                  read_bodies=self.spec.workload.facts().layout.body_pattern()), ""
         except ServiceError as exc:
             return None, str(exc)
 

@@ -16,7 +16,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, TypeVar, Union
+from typing import ClassVar, TypeVar
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -275,31 +275,6 @@ class UnknownEvent(Event):
     name: str
     raw: str
 
-
-AnyEvent = Union[
-    RunStarted,
-    StepFinished,
-    StepSkipped,
-    TrainingStarted,
-    TrainStep,
-    CheckpointSaved,
-    CheckpointRestored,
-    DigestTrail,
-    EnvironmentReported,
-    SigtermReceived,
-    TrainingCompleted,
-    ArtifactWritten,
-    Evaluated,
-    ModelRegistered,
-    PodStarted,
-    PodExited,
-    JobFinished,
-    FaultInjected,
-    FaultHealed,
-    ExperimentStarted,
-    ExperimentEnded,
-    UnknownEvent,
-]
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.KIND: cls

@@ -21,67 +21,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import ServiceError
+from harness.evidence.inventory import Inventory, ObjectVersion
 from harness.services.s3 import check_s3_reachable
 
-__all__ = ["ObjectVersion", "Inventory", "prepare_bucket", "take_inventory", "DEFAULT_BODIES"]
+__all__ = ["ObjectVersion", "Inventory", "prepare_bucket", "take_inventory"]
 
-# Keys whose (small) bodies the inventory keeps: the registry's version records,
-# which name the run id they belong to (two versions of one run are a duplicate).
-DEFAULT_BODIES = r"^registry/[^/]+/versions/[^/]+\.json$"
 PAGE_SIZE = 1000  # entries per list_object_versions page (S3's maximum)
-
-
-@dataclass(frozen=True)
-class ObjectVersion:
-    """One version of one key (or a delete marker: size 0, etag "")."""
-
-    key: str
-    version_id: str
-    size: int
-    etag: str
-    last_modified: float  # unix seconds
-    is_latest: bool
-    is_delete_marker: bool
-
-
-@dataclass(frozen=True)
-class Inventory:
-    """A full listing of ``bucket`` at ``taken_at``.
-
-    ``versions`` keeps the server's order (per key, newest first). ``versioned``
-    is True only when versioning was ``Enabled`` (an unversioned or suspended
-    bucket hides overwrites). ``bodies`` holds (key, body) of the latest version
-    of the keys the inventory was asked to read (see :func:`take_inventory`).
-    """
-
-    bucket: str
-    taken_at: float
-    versions: tuple[ObjectVersion, ...]
-    versioned: bool
-    bodies: tuple[tuple[str, bytes], ...] = ()
-
-    def keys(self) -> tuple[str, ...]:
-        """Every key that has any version or delete marker, sorted."""
-        return tuple(sorted({v.key for v in self.versions}))
-
-    def versions_of(self, key: str) -> tuple[ObjectVersion, ...]:
-        """The versions and delete markers of ``key``, newest first."""
-        return tuple(v for v in self.versions if v.key == key)
-
-    def live_keys(self) -> tuple[str, ...]:
-        """Keys whose latest version is an object, not a delete marker, sorted."""
-        return tuple(sorted(v.key for v in self.versions if v.is_latest and not v.is_delete_marker))
-
-    def body_of(self, key: str) -> bytes | None:
-        """The body read for ``key``, or None if it was not read."""
-        for name, body in self.bodies:
-            if name == key:
-                return body
-        return None
 
 
 def _client(endpoint_url: str) -> Any:
@@ -145,13 +93,13 @@ def prepare_bucket(*, endpoint_url: str, bucket: str) -> None:
         raise _fail("prepare (create, enable versioning)", endpoint_url, bucket, error) from None
 
 
-def take_inventory(*, endpoint_url: str, bucket: str, read_bodies: str | None = DEFAULT_BODIES,
+def take_inventory(*, endpoint_url: str, bucket: str, read_bodies: str | None = None,
                    max_body_bytes: int = 65536) -> Inventory:
     """List every version and delete marker of ``bucket`` (paginated).
 
     The latest version of each live key matching the regex ``read_bodies`` (and
     no larger than ``max_body_bytes``) is also read into ``Inventory.bodies``;
-    ``None`` reads nothing. Raises ``ServiceError`` when S3 cannot be reached or
+    ``None`` or "" reads nothing. Raises ``ServiceError`` when S3 cannot be reached or
     the bucket does not exist.
     """
     from botocore.exceptions import BotoCoreError, ClientError
@@ -162,7 +110,7 @@ def take_inventory(*, endpoint_url: str, bucket: str, read_bodies: str | None = 
         status = client.get_bucket_versioning(Bucket=bucket).get("Status", "")
         versions = tuple(_list_versions(client, bucket))
         bodies: list[tuple[str, bytes]] = []
-        if read_bodies is not None:
+        if read_bodies:
             pattern = re.compile(read_bodies)
             for v in versions:
                 if v.is_latest and not v.is_delete_marker and v.size <= max_body_bytes and pattern.search(v.key):
@@ -175,7 +123,9 @@ def take_inventory(*, endpoint_url: str, bucket: str, read_bodies: str | None = 
 
 
 def _list_versions(client: Any, bucket: str) -> Iterator[ObjectVersion]:
-    for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket, PaginationConfig={"PageSize": PAGE_SIZE}):
+    pages = client.get_paginator("list_object_versions").paginate(Bucket=bucket,
+                                                                  PaginationConfig={"PageSize": PAGE_SIZE})
+    for page in pages:
         # Versions and delete markers come in separate lists; merge them back per
         # key, newest first (S3 orders both lists by key, then newest first).
         entries = [(item, False) for item in page.get("Versions", [])]

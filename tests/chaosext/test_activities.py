@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.chaosext.pod.actions import parse_selector, terminate_pods
 from harness.chaosext.pipeline.actions import start_pipeline_run
+from harness.chaosext.pod.actions import parse_selector, terminate_pods
 from harness.errors import HarnessError
 
 

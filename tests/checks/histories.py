@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.evidence.reference import ReferenceRun
 from harness.history.events import (
     CheckpointRestored,
     CheckpointSaved,
@@ -13,6 +14,7 @@ from harness.history.events import (
     FaultInjected,
     PodExited,
     PodStarted,
+    SigtermReceived,
     TrainingCompleted,
     TrainingStarted,
     TrainStep,
@@ -32,6 +34,7 @@ class TrainingHistory:
     now: float = 1000.0
     attempt: int = -1
     fault_count: int = 0
+    last_step: int = 0
 
     @property
     def pod(self) -> str:
@@ -56,6 +59,7 @@ class TrainingHistory:
         p = dict(pod=self.pod, job=JOB, attempt=self.attempt)
         for step in range(first, last + 1):
             self.events.append(TrainStep(ts=self._tick(), run_id=RUN, step=step, loss=1.0 / step, **p))
+            self.last_step = step
             if checkpoints and step % self.checkpoint_every == 0:
                 self.checkpoint(step, reason="periodic")
         return self
@@ -72,6 +76,8 @@ class TrainingHistory:
         fid = f"pod-delete-{self.fault_count}"
         self.events.append(FaultInjected(ts=self._tick(), fault="pod-delete", fault_id=fid, target=self.pod,
                                          detail="deleted", grace_period_seconds=grace, **p))
+        if grace > 0:  # the pipeline reports the SIGTERM it got
+            self.events.append(SigtermReceived(ts=self._tick(0.01), run_id=RUN, step=self.last_step, **p))
         return self
 
     def exited(self, exit_code: int) -> TrainingHistory:
@@ -95,7 +101,13 @@ class TrainingHistory:
 def graceful_then_forced(*, restore_after_kill: int | None = 40, sha: str = SHA) -> list[Event]:
     """SIGTERM at step 25 (checkpoint 25, nothing lost), then SIGKILL at step 47 (restore 40, 7 lost)."""
     h = TrainingHistory()
-    h.start_attempt(restore=None).train(1, 25).kill(grace=30, exit_code=143).checkpoint(25, reason="sigterm").exited(143)
+    h.start_attempt(restore=None).train(1, 25).kill(grace=30, exit_code=143)
+    h.checkpoint(25, reason="sigterm").exited(143)
     h.start_attempt(restore=25).train(26, 47).kill(grace=0, exit_code=137).exited(137)
     h.start_attempt(restore=restore_after_kill).train((restore_after_kill or 0) + 1, 100).complete(sha)
     return h.end()
+
+
+def reference(sha: str | None = SHA) -> ReferenceRun | None:
+    """The uninterrupted run a resume is measured against (None: there is none)."""
+    return None if sha is None else ReferenceRun(params_sha256=sha)

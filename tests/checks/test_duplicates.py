@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
-from harness.checks.duplicates import NAME, check_duplicates
+from harness.checks.duplicates import NAME
+from harness.checks.duplicates import check_duplicates as judge_duplicates
+from harness.checks.verdict import CheckResult
+from harness.evidence.inventory import Inventory, ObjectVersion
 from harness.history.events import (
     ArtifactWritten,
     CheckpointRestored,
@@ -14,9 +18,14 @@ from harness.history.events import (
     StepFinished,
     TrainingCompleted,
 )
-from harness.services.inventory import Inventory, ObjectVersion
+from harness.workload.reference import reference_workload
 
+LAYOUT = reference_workload().facts().layout  # the reference pipeline's declared layout
 RUN = "r1"
+
+
+def check_duplicates(events: list[Event], inventory: Inventory | None, *, weight: float = 1.0) -> CheckResult:
+    return judge_duplicates(events, inventory, layout=LAYOUT, weight=weight)
 PREFIX = f"runs/ref/2024-03-01/{RUN}"
 CK = f"{PREFIX}/checkpoints/step-{{:06d}}"
 
@@ -47,7 +56,8 @@ class Store:
 
     def inventory(self, *, versioned: bool = True) -> Inventory:
         ordered = sorted(self.versions, key=lambda v: (v.key, -v.last_modified))
-        bodies = tuple((k, b) for k, b in self.bodies.items() if "/versions/" in k)
+        wanted = re.compile(LAYOUT.body_pattern())  # what take_inventory reads for this layout
+        bodies = tuple((k, b) for k, b in self.bodies.items() if wanted.match(k))
         return Inventory(bucket="bkt", taken_at=self.clock, versions=tuple(ordered), versioned=versioned,
                          bodies=bodies)
 
@@ -71,7 +81,8 @@ def clean_run() -> tuple[list[Event], Store]:
     store.put(f"{PREFIX}/validate.json")
     for step in (10, 20):
         manifest = CK.format(step) + "/MANIFEST.json"
-        store.put(CK.format(step) + "/state.pt").put(manifest)
+        state = CK.format(step) + "/state.pt"
+        store.put(state).put(manifest, json.dumps({"state_key": state}).encode())
         events.append(ack("checkpoint", manifest, f"checkpoint/{RUN}/{step}"))
         events.append(CheckpointSaved(ts=2.0, run_id=RUN, step=step, manifest_key=manifest, seconds=0.1, bytes=1,
                                       reason="periodic"))
@@ -161,7 +172,7 @@ def test_leftover_state_without_manifest_after_success_fails() -> None:
     result = check_duplicates(events, store.inventory())
     assert result.verdict == "fail"
     assert "duplicated 0, partial 1" in result.evidence[0]
-    assert (f"partial checkpoint/{RUN}/25: {CK.format(25)}/state.pt has no MANIFEST.json, "
+    assert (f"partial checkpoint/{RUN}/25: {CK.format(25)}/state.pt has no manifest, "
             f"and training of {RUN} completed") in result.evidence
 
 
@@ -181,7 +192,8 @@ def test_temporary_key_left_after_success_fails() -> None:
     store.put(f"{PREFIX}/model/model.pt.tmp")
     result = check_duplicates(events, store.inventory())
     assert result.verdict == "fail"
-    assert f"partial temporary key {PREFIX}/model/model.pt.tmp left after run {RUN} finished" in result.evidence
+    expected = f"partial temporary key {PREFIX}/model/model.pt.tmp left after the pipeline's steps finished"
+    assert expected in result.evidence
 
 
 def test_restoring_a_checkpoint_without_manifest_fails() -> None:
@@ -192,7 +204,7 @@ def test_restoring_a_checkpoint_without_manifest_fails() -> None:
     result = check_duplicates(events, store.inventory())
     assert result.verdict == "fail"
     assert (f"partial checkpoint restored: p-1 restored step 30 of {RUN} from {CK.format(30)}/state.pt, "
-            "which is not a MANIFEST.json") in result.evidence
+            "which is a checkpoint's state, not its manifest") in result.evidence
 
 
 def test_restore_of_a_manifest_that_never_existed_or_of_another_step_fails() -> None:
@@ -275,3 +287,30 @@ def test_examples_are_capped_at_five_artifacts() -> None:
     assert "duplicated 7, partial 0" in result.evidence[0]
     assert len([x for x in result.evidence if x.startswith("duplicate ")]) == 5
     assert "... and 2 more duplicated artifact(s)" in result.evidence
+
+
+def test_keys_no_rule_covers_are_listed_and_leave_the_verdict_unknown() -> None:
+    events, store = clean_run()
+    store.put("scratch/notes.txt").put("exports/model.onnx")
+    result = check_duplicates(events, store.inventory())
+    assert result.verdict == "unknown", result.evidence
+    line = next(e for e in result.evidence if "no artifact rule" in e)
+    assert "2 key(s)" in line and "exports/model.onnx" in line and "scratch/notes.txt" in line
+
+
+def test_a_manifest_whose_referenced_state_is_missing_is_partial() -> None:
+    events, store = clean_run()
+    manifest = CK.format(30) + "/MANIFEST.json"
+    store.put(manifest, json.dumps({"state_key": CK.format(30) + "/state.pt"}).encode())  # state never written
+    result = check_duplicates(events, store.inventory())
+    assert result.verdict == "fail"
+    assert any(f"manifest {manifest} references {CK.format(30)}/state.pt, which is not in the store" in line
+               for line in result.evidence), result.evidence
+
+
+def test_a_checkpoint_saved_outside_the_store_is_named() -> None:
+    events, store = clean_run()
+    events.append(CheckpointSaved(ts=2.5, run_id=RUN, step=30, manifest_key="/tmp/pod-1/ckpt/30/manifest.json",
+                                  seconds=0.1, bytes=1, reason="periodic"))
+    result = check_duplicates(events, store.inventory())
+    assert any("never reached the object store" in line and "/tmp/pod-1/ckpt/30" in line for line in result.evidence)

@@ -10,7 +10,8 @@ def pod(name: str, start: float, end: float, kind: str) -> list:
 
 
 def test_pods_within_the_quotas_pass():
-    events = pod("d", 0, 10, "daily") + pod("b1", 1, 3, "backfill") + pod("b2", 2, 5, "backfill") + pod("b3", 4, 6, "backfill")
+    events = [*pod("d", 0, 10, "daily"), *pod("b1", 1, 3, "backfill"), *pod("b2", 2, 5, "backfill"),
+              *pod("b3", 4, 6, "backfill")]
     result = check_quota(events, total=4, scoped={"kind=backfill": 2})
     assert result.verdict == "pass", result.evidence
     assert "at most 2 pods with kind=backfill running at once (quota 2)" in result.evidence
@@ -22,7 +23,7 @@ def test_too_many_backfill_pods_at_once_fail():
 
 
 def test_exceeding_the_total_fails():
-    events = sum((pod(f"p{i}", i * 0.1, 9, "daily") for i in range(5)), [])
+    events = [e for i in range(5) for e in pod(f"p{i}", i * 0.1, 9, "daily")]
     assert check_quota(events, total=4, scoped={}).verdict == "fail"
 
 

@@ -4,12 +4,23 @@ from dataclasses import replace
 
 from harness.checks.interruptions import fault_outcomes
 from harness.checks.resume import check_resume
-from harness.history.events import CheckpointRestored, Event, PodExited, PodStarted, TrainingCompleted, TrainStep
-from tests.checks.histories import JOB, RUN, SHA, TrainingHistory, graceful_then_forced
+from harness.evidence.inventory import Inventory
+from harness.evidence.reference import ReferenceRun
+from harness.history.events import (
+    CheckpointRestored,
+    CheckpointSaved,
+    DigestTrail,
+    Event,
+    PodExited,
+    PodStarted,
+    TrainingCompleted,
+    TrainStep,
+)
+from tests.checks.histories import JOB, RUN, SHA, TrainingHistory, graceful_then_forced, reference
 
 
-def verdict(events, reference=SHA):
-    return check_resume(events, run_id=RUN, reference_sha256=reference)
+def verdict(events, sha=SHA):
+    return check_resume(events, run_id=RUN, reference=reference(sha))
 
 
 def test_graceful_and_forced_kills_that_resume_correctly_pass():
@@ -44,7 +55,8 @@ def test_losing_steps_after_sigterm_fails():
     h.start_attempt(restore=20).train(21, 100).complete()
     result = verdict(h.end())
     assert result.verdict == "fail"
-    assert any("5 steps lost" in line and "at most 0" in line for line in result.evidence)
+    assert any("told to stop at step 25" in line and "saved no checkpoint" in line and "5 steps lost" in line
+               for line in result.evidence), result.evidence
 
 
 def test_losing_more_than_one_interval_after_sigkill_fails():
@@ -76,12 +88,13 @@ def test_no_interruption_is_unknown_not_pass():
 
 
 def test_missing_reference_is_unknown():
-    assert verdict(graceful_then_forced(), reference=None).verdict == "unknown"
+    assert verdict(graceful_then_forced(), sha=None).verdict == "unknown"
 
 
 def test_missing_final_hash_is_unknown():
     h = TrainingHistory()
-    h.start_attempt(restore=None).train(1, 25).kill(grace=30, exit_code=143).checkpoint(25, reason="sigterm").exited(143)
+    h.start_attempt(restore=None).train(1, 25).kill(grace=30, exit_code=143)
+    h.checkpoint(25, reason="sigterm").exited(143)
     h.start_attempt(restore=25).train(26, 60)
     assert verdict(h.end()).verdict == "unknown"
 
@@ -117,13 +130,13 @@ def _overlapping(*, replacement_restores_before_old_exits: bool) -> list[Event]:
 
 
 def test_a_replacement_that_started_early_but_restored_after_the_old_attempt_ended_passes() -> None:
-    result = check_resume(_overlapping(replacement_restores_before_old_exits=False), run_id=RUN, reference_sha256=SHA)
+    result = check_resume(_overlapping(replacement_restores_before_old_exits=False), run_id=RUN, reference=reference())
     assert result.verdict == "pass", result.evidence
     assert f"{JOB}-replacement restored step 25" in result.evidence[0]
 
 
 def test_a_replacement_that_restored_while_the_old_attempt_still_saved_fails() -> None:
-    result = check_resume(_overlapping(replacement_restores_before_old_exits=True), run_id=RUN, reference_sha256=SHA)
+    result = check_resume(_overlapping(replacement_restores_before_old_exits=True), run_id=RUN, reference=reference())
     assert result.verdict == "fail"
     assert "restored step 20, but the latest complete checkpoint was step 25" in result.evidence[0]
 
@@ -141,3 +154,49 @@ def test_a_container_restarted_in_place_is_a_new_attempt_of_the_same_pod() -> No
     (outcome,) = fault_outcomes(h.end())
     assert (outcome.resumed_pod, outcome.restored_step, outcome.steps_lost) == (pod, 20, 7)
     assert outcome.recovery_seconds is not None
+
+
+def with_components(events: list[Event], *, restored: dict[int, dict[str, str]]) -> list[Event]:
+    """Every checkpoint saved with digests derived from its step; restores as ``restored`` says (else as saved)."""
+    def saved(step: int) -> dict[str, str]:
+        return {name: f"{name}-{step}" for name in ("parameters", "optimizer", "scheduler", "rng_torch")}
+
+    out: list[Event] = []
+    for e in events:
+        if isinstance(e, CheckpointSaved):
+            e = replace(e, components=saved(e.step))
+        elif isinstance(e, CheckpointRestored):
+            e = replace(e, components={**saved(e.step), **restored.get(e.step, {})})
+        out.append(e)
+    return out
+
+
+def test_the_first_component_that_did_not_come_back_as_saved_is_named():
+    events = with_components(graceful_then_forced(), restored={40: {"scheduler": "fresh", "rng_torch": "fresh"}})
+    result = verdict(events)
+    assert result.verdict == "fail"
+    assert any("restored scheduler of step 40 differs from what was saved" in line for line in result.evidence)
+    assert verdict(with_components(graceful_then_forced(), restored={})).verdict == "pass"
+
+
+def test_the_step_where_the_trail_departs_from_the_uninterrupted_run_is_named():
+    trail = {step: {"parameters": f"p{step}", "optimizer": f"o{step}"} for step in (50, 100)}
+    events = [*graceful_then_forced(sha="b" * 64),
+              DigestTrail(ts=5000.0, run_id=RUN, step=50, components=trail[50]),
+              DigestTrail(ts=5001.0, run_id=RUN, step=100, components={**trail[100], "optimizer": "drifted"})]
+    result = check_resume(events, run_id=RUN, reference=ReferenceRun(params_sha256=SHA, trail=trail))
+    assert result.verdict == "fail"
+    assert any("differ from the uninterrupted run's" in line and "departs" in line and "at step 100 (optimizer)"
+               in line for line in result.evidence), result.evidence
+
+
+def test_a_checkpoint_lost_with_the_pods_local_disk_is_named():
+    h = TrainingHistory()
+    h.start_attempt(restore=None).train(1, 25).kill(grace=30, exit_code=143).checkpoint(25, reason="sigterm")
+    h.exited(143)
+    h.start_attempt(restore=None).train(1, 100).complete()
+    inventory = Inventory(bucket="b", taken_at=0.0, versions=(), versioned=True)
+    result = check_resume(h.end(), run_id=RUN, reference=ReferenceRun(params_sha256=SHA), inventory=inventory)
+    assert result.verdict == "fail"
+    assert any("restored nothing" in line and "never reached the object store" in line and "local disk" in line
+               for line in result.evidence), result.evidence

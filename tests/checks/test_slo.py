@@ -9,7 +9,7 @@ import pytest
 
 from harness.checks.slo import STANDARD_SLOS, SloSpec, evaluate_slo, parse_slos, range_duration, render
 from harness.errors import ExperimentError
-from harness.services.prometheus_query import RangeResult, Series
+from harness.evidence.prometheus import RangeResult, Series
 
 T0 = 1_700_000_000.0
 SRC = "experiments/pod-kill.yaml"
@@ -104,7 +104,8 @@ def test_series_without_points_or_only_nan_is_unknown() -> None:
     nan = evaluate_slo(spec(), result(series([math.nan, math.nan])))
     assert nan.verdict == "unknown"
     assert nan.evidence[-1] == (
-        "1 series but no numeric points (2 NaN or none): nothing was measured in the window (for a quantile: no observations)"
+        "1 series but no numeric points (2 NaN or none): nothing was measured in the window "
+        "(for a quantile: no observations)"
     )
 
 
@@ -126,7 +127,8 @@ def test_render_fills_placeholders_and_escapes() -> None:
     assert render(s, run_id="daily-1", kind="daily", start=T0, end=T0 + 92.2) == (
         'rate(x{run_id="daily-1",kind="daily"}[93s]) and on() y{run_id="daily-1"}'
     )
-    assert render(s, run_id='a"b\\c', kind="k", start=T0, end=T0).startswith('rate(x{run_id="a\\"b\\\\c",kind="k"}[1s])')
+    rendered = render(s, run_id='a"b\\c', kind="k", start=T0, end=T0)
+    assert rendered.startswith('rate(x{run_id="a\\"b\\\\c",kind="k"}[1s])')
     with pytest.raises(ValueError):
         render(s, run_id="r", kind="k", start=T0, end=T0 - 1)
 

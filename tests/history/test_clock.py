@@ -8,6 +8,7 @@ import pytest
 
 from harness.checks.interruptions import fault_outcomes
 from harness.checks.resume import check_resume
+from harness.evidence.reference import ReferenceRun
 from harness.history.clock import HarnessClock
 from harness.history.events import (
     Event,
@@ -61,7 +62,8 @@ def test_recovery_and_steps_lost_do_not_depend_on_the_pods_clocks(skews: dict[in
         assert got.latest_checkpoint == want.latest_checkpoint
         assert got.recovery_seconds == pytest.approx(want.recovery_seconds, abs=DELIVERY + 1e-6)
         assert "the harness's clock" in got.clock
-    assert check_resume(skewed(graceful_then_forced(), skews), run_id=RUN, reference_sha256=SHA).verdict == "pass"
+    result = check_resume(skewed(graceful_then_forced(), skews), run_id=RUN, reference=ReferenceRun(params_sha256=SHA))
+    assert result.verdict == "pass"
 
 
 def test_raw_pod_timestamps_would_get_recovery_wrong() -> None:

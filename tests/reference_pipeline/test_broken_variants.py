@@ -25,6 +25,7 @@ from harness.checks.duplicates import check_duplicates
 from harness.checks.verdict import CheckResult
 from harness.history.events import Event, from_json
 from harness.services.inventory import prepare_bucket, take_inventory
+from harness.workload.reference import reference_workload
 from reference_pipeline import data
 from reference_pipeline.config import Config
 from reference_pipeline.s3 import Store
@@ -186,7 +187,9 @@ def history(*results: Result) -> list[Event]:
 
 
 def judge(pipeline: Pipeline, endpoint: str, *results: Result) -> CheckResult:
-    return check_duplicates(history(*results), take_inventory(endpoint_url=endpoint, bucket=pipeline.bucket))
+    layout = reference_workload().facts().layout
+    inventory = take_inventory(endpoint_url=endpoint, bucket=pipeline.bucket, read_bodies=layout.body_pattern())
+    return check_duplicates(history(*results), inventory, layout=layout)
 
 
 def raw_keys(source: Pipeline) -> tuple[str, ...]:

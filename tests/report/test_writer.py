@@ -7,6 +7,7 @@ from pathlib import Path
 from harness.checks.interruptions import fault_outcomes
 from harness.checks.resume import check_resume
 from harness.checks.steady_state import check_steady_state
+from harness.evidence.reference import ReferenceRun
 from harness.experiment.result import ExperimentResult
 from harness.history.events import to_json
 from harness.report.writer import write_reports
@@ -21,7 +22,8 @@ def suite_from(tmp_path: Path, *, reference: str, min_score: float = 80.0):
     history.parent.mkdir(parents=True)
     history.write_text("".join(to_json(e) + "\n" for e in events))
     checks = (
-        check_resume(events, run_id=RUN, reference_sha256=reference, weight=3),
+        check_resume(events, run_id=RUN, reference=ReferenceRun(params_sha256=reference) if reference else None,
+                     weight=3),
         check_steady_state(events, weight=1),
     )
     result = ExperimentResult(
