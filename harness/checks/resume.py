@@ -156,4 +156,8 @@ def _judge_final(events: list[Event], *, run_id: str, reference: ReferenceRun | 
     if final != reference.params_sha256:
         return "fail", [f"final parameters {final[:12]} differ from the uninterrupted run's "
                         f"{reference.params_sha256[:12]}; {where}"]
+    if departure is not None:
+        # Identical parameters despite a departing component: it is one training never reads (an unseeded
+        # RNG stream it does not use, say). Worth knowing; not a lost or changed step.
+        where += ", which did not change the final parameters (a component training does not depend on)"
     return "pass", [f"final parameters bit-identical to the uninterrupted run (sha256 {final[:12]}); {where}"]
