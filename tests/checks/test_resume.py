@@ -200,3 +200,13 @@ def test_a_checkpoint_lost_with_the_pods_local_disk_is_named():
     assert result.verdict == "fail"
     assert any("restored nothing" in line and "never reached the object store" in line and "local disk" in line
                for line in result.evidence), result.evidence
+
+
+def test_a_trail_departure_that_left_the_parameters_identical_passes_and_is_reported():
+    trail = {50: {"parameters": "p50", "rng_numpy": "n50"}}
+    events = [*graceful_then_forced(), DigestTrail(ts=5000.0, run_id=RUN, step=50,
+                                                   components={"parameters": "p50", "rng_numpy": "other"})]
+    result = check_resume(events, run_id=RUN, reference=ReferenceRun(params_sha256=SHA, trail=trail))
+    assert result.verdict == "pass"
+    assert any("at step 50 (rng_numpy)" in line and "did not change the final parameters" in line
+               for line in result.evidence)
