@@ -145,6 +145,10 @@ class Keys:
     def model(self) -> str:
         return f"{self._root}/models/{self.config.run_id}/model.pt"
 
+    def serving_model(self) -> str:
+        """CARELESS: the one path the serving side loads, which every publish overwrites."""
+        return f"{self._root}/models/current/model.pt"
+
     def registry_prefix(self) -> str:
         return f"{self._root}/registry/versions/"
 

@@ -4,8 +4,10 @@ The model goes to ``<pipeline>/models/<run>/model.pt`` with ``If-None-Match: *``
 concurrent publish keeps the first copy; the registry then gets one version for the run
 (registry.py). Sets the run's duration metric and lingers so the last scrape sees it.
 
-CARELESS=1 ships the classic bug instead: a plain ``put_object`` with no precondition, so every
-publish of a run (a retry, the second of two overlapping backfills) adds another version of the model.
+CARELESS=1 ships the classic bug instead: the model is published to the one path serving loads
+(``<pipeline>/models/current/model.pt``) with a plain ``put_object`` and no precondition, so every
+publish (the next daily run, a backfill of an older date, a retry) silently overwrites the model
+that was there.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def publish(step: Step) -> int:
 
 def _publish(step: Step) -> int:
     c, keys, bucket = step.config, step.keys, step.bucket
-    model_key = keys.model()
+    model_key = keys.serving_model() if c.careless else keys.model()
     if not c.careless and bucket.exists(model_key) and registry.find(bucket, keys, c.run_id) is not None:
         step.skip("model already published and registered")
         return EXIT_OK
@@ -52,7 +54,7 @@ def _publish(step: Step) -> int:
     buffer = io.BytesIO()
     torch.save({**trained, "evaluation": {"metric": verdict["metric"], "value": verdict["value"]}}, buffer)
     if c.careless:
-        bucket.put(model_key, buffer.getvalue())  # CARELESS: overwrites, one more version per publish
+        bucket.put(model_key, buffer.getvalue())  # CARELESS: overwrites whatever model was there
         step.wrote("model", model_key, f"model/{c.run_id}")
     elif bucket.put_new(model_key, buffer.getvalue()):
         step.wrote("model", model_key, f"model/{c.run_id}")
