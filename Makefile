@@ -2,7 +2,7 @@
 VENV      := .venv
 PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
-MIN_SCORE ?= 80
+MIN_SCORE ?= 90
 BASELINE  ?=
 MAX_DROP  ?= 5
 PYTEST_ARGS ?=

@@ -9,7 +9,7 @@ from harness.baseline import Comparison, Scores, compare
 from harness.experiment.result import ExperimentResult
 from harness.score import Score, suite_score
 
-DEFAULT_MIN_SCORE = 80.0
+DEFAULT_MIN_SCORE = 90.0
 """The gate of ``make chaos``, ``mlchaos run`` and the pytest plugin when none is given."""
 
 
