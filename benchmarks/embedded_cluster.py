@@ -25,6 +25,8 @@ from harness.cluster.embedded.cluster import EmbeddedCluster
 from harness.cluster.kube.backend import KubernetesCluster
 from harness.environment import embedded_environment
 from harness.faults import pod_delete
+from harness.faults.recorder import FaultRecorder
+from harness.faults.role import FaultContext
 from harness.history.events import Event, TrainStep
 from harness.history.store import History
 from harness.runtime import Environment
@@ -79,6 +81,8 @@ def recovery(env: Environment, policy: str, tmp: Path) -> list[str]:
         run = PipelineRun(cluster=env.cluster, sink=history.append, workload=WORKLOAD, settings=settings, run_id=run_id,
                           kind="daily", bucket="bench", s3_env=dict(env.s3_env), steps=TRAINING_STEPS)
         run.start()
+        faults = FaultRecorder(sink=history.append, experiment=run_id,
+                               context=FaultContext(cluster=env.cluster, seed=7))
         for step, how in ((150, "graceful delete"), (300, "forced delete"), (450, "process killed"),
                           (600, "process killed again")):
             wait_for_training_step(history, run_id=run_id, step=step, timeout=300)
@@ -95,10 +99,9 @@ def recovery(env: Environment, policy: str, tmp: Path) -> list[str]:
                 pid = int(container_id.split("://")[1])
                 os.kill(pid, signal.SIGKILL)
             else:
-                pod_delete.delete_running_pods(cluster=env.cluster, sink=history.append,
-                                               labels={"run": run_id, "step": "train"},
-                                               grace_period_seconds=30 if how == "graceful delete" else 0,
-                                               fault_id=f"bench-{step}")
+                pod_delete.delete_running_pods(faults, pod_delete.PodDeleteParams(
+                    labels={"run": run_id, "step": "train"},
+                    grace_period_seconds=30 if how == "graceful delete" else 0))
             def new_step(e: Event, injected: float = injected, hit: tuple[str, int] = hit) -> bool:
                 return isinstance(e, TrainStep) and e.run_id == run_id and e.ts > injected and (e.pod, e.attempt) != hit
 

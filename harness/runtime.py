@@ -8,10 +8,8 @@ time.
 
 from __future__ import annotations
 
-import itertools
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,16 +17,17 @@ from pathlib import Path
 from harness import lifecycle
 from harness.cluster.base import Cluster
 from harness.errors import HarnessError
-from harness.history.events import FaultHealed, FaultInjected
+from harness.faults.recorder import FaultRecorder
+from harness.faults.role import FaultContext
 from harness.history.store import History
 from harness.services.proxy import ProxyControl
+from harness.undo import default_undo_log
 from harness.workload.backfill import Backfill
 from harness.workload.pipeline_run import PipelineRun
 from harness.workload.role import Workload
 from harness.workload.settings import CHECKPOINT_EVERY, TRAIN_STEPS, PipelineSettings
 
 MAIN = "main"
-BACKFILL = "concurrent-backfill"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,11 +68,13 @@ class ActiveExperiment:
         self.history = history
         self.bucket = bucket
         self.pipeline_runs: dict[str, PipelineRun] = {}  # by name; "main" is the judged one
-        self.backfills: dict[str, Backfill] = {}
-        self._fault_ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._healers: dict[str, Callable[[], None]] = {}
         self.interrupted = ""  # why the run was stopped before its end, when it was
+        # --chaos-seed overrides every pipeline's seed (suite_runner), so the pipeline's seed is the chaos seed.
+        self.chaos_seed: int = settings.seed
+        self.faults = FaultRecorder(sink=history.append, experiment=name, context=FaultContext(
+            cluster=env.cluster, seed=self.chaos_seed, run_labels={"run": run_id}, train_step=workload.train_step,
+            proxies=env.proxies, undo=default_undo_log(), launch_backfill=self.launch_backfill))
 
     def interrupt(self, reason: str) -> None:
         """Stop the experiment now: waits in activities raise, pipeline runs and backfills are cancelled.
@@ -122,45 +123,20 @@ class ActiveExperiment:
         """The experiment's main run, the one the checks judge."""
         return self.run_named(MAIN)
 
-    def start_backfill(self, *, name: str, dates: list[str], concurrency: int, train_steps: int) -> Backfill:
-        """Start a backfill over ``dates`` beside the experiment's runs (same store, same cluster).
-
-        The backfill is the fault here: it is recorded as injected now and healed
-        (cancelled) by ``heal``, like any other fault.
-        """
-        with self._lock:
-            if name in self.backfills:
-                raise HarnessError(f"experiment {self.name!r} already has a backfill named {name!r}")
-            backfill = Backfill(
-                name=name,
-                cluster=self.env.cluster,
-                sink=self.history.append,
-                workload=self.workload,
-                settings=self.backfill_settings(train_steps),
-                dates=dates,
-                concurrency=concurrency,
-                bucket=self.bucket,
-                s3_env=dict(self.env.s3_env),
-            )
-            self.backfills[name] = backfill
-        fault_id = self.next_fault_id(BACKFILL)
-        self.history.append(FaultInjected(
-            ts=time.time(), fault=BACKFILL, fault_id=fault_id, target=name,
-            detail=f"backfill of {len(dates)} dates ({dates[0]} to {dates[-1]}), {concurrency} at a time, "
-                   f"{train_steps} training steps each",
-        ))
-        backfill.start()
-
-        def heal() -> None:
-            backfill.cancel()
-            done = backfill.outcomes()
-            self.history.append(FaultHealed(
-                ts=time.time(), fault=BACKFILL, fault_id=fault_id,
-                detail=f"stopped; {sum(o.succeeded for o in done)} of {len(dates)} dates completed",
-            ))
-
-        self.on_heal(fault_id, heal)
-        return backfill
+    def launch_backfill(self, *, name: str, dates: Sequence[str], concurrency: int, train_steps: int) -> Backfill:
+        """A backfill over ``dates`` beside the experiment's runs (same store, same cluster), not started:
+        the backfill storm fault (:mod:`harness.faults.backfill_storm`) starts and heals it."""
+        return Backfill(
+            name=name,
+            cluster=self.env.cluster,
+            sink=self.history.append,
+            workload=self.workload,
+            settings=self.backfill_settings(train_steps),
+            dates=dates,
+            concurrency=concurrency,
+            bucket=self.bucket,
+            s3_env=dict(self.env.s3_env),
+        )
 
     def backfill_settings(self, train_steps: int) -> PipelineSettings:
         """The experiment's settings for a backfill's runs: ``train_steps`` steps, checkpoints every
@@ -170,27 +146,9 @@ class ActiveExperiment:
                   if k in declared}
         return self.settings.with_params(**values)
 
-    def next_fault_id(self, fault: str) -> str:
-        return f"{fault}-{next(self._fault_ids)}"
-
-    def on_heal(self, fault_id: str, heal: Callable[[], None]) -> None:
-        """Register how to heal an active fault; ``heal`` must be idempotent."""
-        with self._lock:
-            self._healers[fault_id] = heal
-
-    def active_faults(self) -> list[str]:
-        """Ids of the faults not healed yet."""
-        with self._lock:
-            return list(self._healers)
-
     def heal(self, fault_id: str | None = None) -> list[str]:
         """Heal one active fault, or all of them; returns the fault ids healed. Healing twice is harmless."""
-        with self._lock:
-            ids = [fault_id] if fault_id is not None else list(self._healers)
-            healers = [(i, self._healers.pop(i)) for i in ids if i in self._healers]
-        for _, heal in healers:
-            heal()
-        return [i for i, _ in healers]
+        return self.faults.heal(fault_id)
 
     def cancel_runs(self) -> None:
         """Stop every pipeline run still going (backfills are faults: ``heal`` stops them)."""

@@ -1,8 +1,6 @@
-"""When faults fire: at a training step or after a delay. Never acts on the cluster."""
+"""When faults fire: at a training step. Never acts on the cluster."""
 
 from __future__ import annotations
-
-import time
 
 from harness.history.events import Event, TrainStep
 from harness.history.store import History
@@ -17,8 +15,3 @@ def wait_for_training_step(history: History, *, run_id: str, step: int, timeout:
     found = history.wait_for(reached, timeout=timeout, what=f"run {run_id} to reach training step {step}")
     assert isinstance(found, TrainStep)
     return found
-
-
-def wait_seconds(seconds: float) -> None:
-    """Fire after a fixed delay."""
-    time.sleep(seconds)

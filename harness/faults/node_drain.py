@@ -1,57 +1,62 @@
 """Node drain: cordon the node, evict its pods gracefully; heal uncordons it.
 
-The Jobs replace the evicted pods on the remaining nodes, as Kubernetes does.
+The Jobs replace the evicted pods on the remaining nodes, as Kubernetes does. The
+cluster writes the cordon's undo record itself. Two drains of one node exclude
+each other (group ``node:<name>``).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from harness.cluster.base import Cluster, EventSink
-from harness.errors import HarnessError
-from harness.history.events import FaultHealed, FaultInjected
+from harness.faults.pod_delete import running_pods
+from harness.faults.role import FaultContext, Heal, Target
+
+__all__ = ["NAME", "NODE_DRAIN", "NodeDrain", "NodeDrainParams"]
 
 NAME = "node-drain"
 
 
-def drain_node_of(
-    *,
-    cluster: Cluster,
-    sink: EventSink,
-    labels: Mapping[str, str],
-    grace_period_seconds: float | None,
-    fault_id: str,
-) -> tuple[str, Callable[[], None]]:
-    """Drain the node running the first running pod matching ``labels``.
+@dataclass(frozen=True, kw_only=True)
+class NodeDrainParams:
+    """Drain the node running the first running pod ``labels`` picks (an empty mapping: the training
+    step's), evicting with ``grace_period_seconds`` (None: each pod's own)."""
 
-    Returns the node and its (idempotent) heal. The injected event names that pod,
-    so the history links the drain to the training attempt it ended.
-    """
-    pods = [p for p in cluster.list_pods(labels=labels) if p.phase == "Running" and not p.deleting]
-    if not pods:
-        wanted = ",".join(f"{k}={v}" for k, v in labels.items())
-        raise HarnessError(f"node-drain found no running pod with labels {wanted}, so no node to drain")
-    pod = pods[0]
-    node = pod.node
-    on_node = [p.name for p in cluster.list_pods() if p.node == node and p.phase == "Running" and not p.deleting]
-    sink(FaultInjected(ts=time.time(), pod=pod.name, job=pod.job, fault=NAME, fault_id=fault_id, target=node,
-                       detail=f"cordoned {node} and evicted {', '.join(on_node)}",
-                       grace_period_seconds=-1.0 if grace_period_seconds is None else grace_period_seconds))
-    healed = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    grace_period_seconds: float | None = 30.0
 
-    def heal() -> None:
-        nonlocal healed
-        if healed:
-            return
-        cluster.uncordon(node)
-        healed = True
-        sink(FaultHealed(ts=time.time(), pod=pod.name, job=pod.job, fault=NAME, fault_id=fault_id,
-                         detail=f"uncordoned {node}"))
+    def __post_init__(self) -> None:
+        grace = self.grace_period_seconds
+        if grace is not None and (not math.isfinite(grace) or grace < 0):
+            raise ValueError(f"grace_period_seconds must be >= 0, got {grace}")
 
-    try:
-        cluster.drain(node, grace_period_seconds=grace_period_seconds)
-    except BaseException:
-        heal()
-        raise
-    return node, heal
+
+class NodeDrain:
+    name = NAME
+
+    def plan(self, ctx: FaultContext, params: NodeDrainParams) -> Target:
+        pod = running_pods(ctx.cluster, ctx.pod_labels(params.labels), fault=NAME)[0]
+        on_node = [p.name for p in ctx.cluster.list_pods()
+                   if p.node == pod.node and p.phase == "Running" and not p.deleting]
+        grace = -1.0 if params.grace_period_seconds is None else params.grace_period_seconds
+        return Target(name=pod.node, pod=pod.name, job=pod.job, excludes=(f"node:{pod.node}",),
+                      detail=f"cordoned {pod.node} and evicted {', '.join(on_node)}", grace_period_seconds=grace)
+
+    def inject(self, ctx: FaultContext, params: NodeDrainParams, target: Target) -> Heal:
+        node = target.name
+
+        def heal() -> str:
+            ctx.cluster.uncordon(node)  # idempotent: uncordoning a node this run did not cordon does nothing
+            return f"uncordoned {node}"
+
+        try:
+            ctx.cluster.drain(node, grace_period_seconds=params.grace_period_seconds)
+        except BaseException:
+            heal()
+            raise
+        return heal
+
+
+NODE_DRAIN = NodeDrain()

@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_chaos_run_judges_the_experiment_and_writes_reports(tmp_path):
+def test_chaos_run_judges_the_experiment_and_writes_reports(tmp_path: Path) -> None:
     chaos = Path(sys.executable).with_name("chaos")
     env = {**os.environ, "HARNESS_STATE_DIR": str(tmp_path / "state")}
     proc = subprocess.run([str(chaos), "run", str(ROOT / "experiments" / "pod-delete.yaml")], cwd=tmp_path,

@@ -20,12 +20,15 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from harness.cluster.base import Cluster
 from harness.errors import HarnessError, ServiceError
 from harness.faults import proxy_faults
+from harness.faults.recorder import FaultRecorder
+from harness.faults.role import FaultContext
 from harness.history.events import FaultHealed
 from harness.services.proxy import (
     FaultProxy,
@@ -474,23 +477,28 @@ def test_heal_keeps_the_record_when_something_else_answers(undo: UndoLog) -> Non
         other.server_close()
 
 
+def _recorder(proxy: ProxyControl, collector: Collector, undo: UndoLog) -> FaultRecorder:
+    return FaultRecorder(sink=collector, experiment="proxy", context=FaultContext(
+        cluster=cast(Cluster, None), seed=7, proxies={"s3": proxy}, undo=undo))
+
+
 def test_inject_over_http_records_until_healed(undo: UndoLog, proxy: FaultProxy, client: ProxyControlClient,
                                                collector: Collector) -> None:
-    heal_fault = proxy_faults.inject(proxy=client, faults=ProxyFaults(latency_ms=50), sink=collector,
-                                     fault="network-delay", fault_id="network-delay-1", target="s3", undo=undo)
-    assert proxy.faults == ProxyFaults(latency_ms=50)
+    faults = _recorder(client, collector, undo)
+    active = faults.inject(proxy_faults.NETWORK_DELAY, proxy_faults.NetworkDelayParams(latency_ms=50, jitter_ms=0))
+    assert proxy.faults == ProxyFaults(latency_ms=50, seed=active.seed)
     (record,) = undo.pending()
-    assert record.kind == KIND and record.extra["control_url"] == client.url
-    heal_fault()
+    assert record.kind == KIND and record.extra["control_url"] == client.url and active.undo_record == record.id
+    faults.heal()
     assert proxy.faults == ProxyFaults() and undo.pending() == []
     assert len(collector.of(FaultHealed)) == 1
 
 
 def test_inject_in_process_writes_no_record(undo: UndoLog, proxy: FaultProxy, collector: Collector) -> None:
-    heal_fault = proxy_faults.inject(proxy=proxy, faults=ProxyFaults(latency_ms=50), sink=collector,
-                                     fault="network-delay", fault_id="network-delay-1", target="s3", undo=undo)
+    faults = _recorder(proxy, collector, undo)
+    faults.inject(proxy_faults.NETWORK_DELAY, proxy_faults.NetworkDelayParams(latency_ms=50, jitter_ms=0))
     assert undo.pending() == []
-    heal_fault()
+    faults.heal()
     assert proxy.faults == ProxyFaults()
 
 
@@ -500,12 +508,15 @@ def test_a_harness_killed_mid_fault_leaves_no_fault_after_heal(tmp_path: Path, p
     undo_dir = tmp_path / "undo"
     child = textwrap.dedent(f"""
         import sys, time
-        from harness.faults import proxy_faults
-        from harness.services.proxy import ProxyControlClient, ProxyFaults
+        from harness.faults.proxy_faults import NETWORK_DELAY, NetworkDelayParams
+        from harness.faults.recorder import FaultRecorder
+        from harness.faults.role import FaultContext
+        from harness.services.proxy import ProxyControlClient
         from harness.undo import UndoLog
-        proxy_faults.inject(proxy=ProxyControlClient({server.url!r}), faults=ProxyFaults(latency_ms=250),
-                            sink=lambda event: None, fault="network-delay", fault_id="network-delay-1",
-                            target="s3", undo=UndoLog({str(undo_dir)!r}))
+        context = FaultContext(cluster=None, seed=7, proxies={{"s3": ProxyControlClient({server.url!r})}},
+                               undo=UndoLog({str(undo_dir)!r}))
+        FaultRecorder(sink=lambda event: None, context=context, experiment="killed").inject(
+            NETWORK_DELAY, NetworkDelayParams(latency_ms=250, jitter_ms=0))
         print("injected", flush=True)
         time.sleep(60)
     """)
@@ -521,7 +532,7 @@ def test_a_harness_killed_mid_fault_leaves_no_fault_after_heal(tmp_path: Path, p
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
-    assert proxy.faults == ProxyFaults(latency_ms=250)  # the harness is gone, its fault is not
+    assert proxy.faults.latency_ms == 250  # the harness is gone, its fault is not
     undo = UndoLog(undo_dir)
     assert [r.kind for r in undo.pending()] == [KIND]
     assert heal(undo) == [f"cleared the faults of the fault proxy at {server.url}"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 
 from harness import runtime, schedule
+from harness.faults.backfill_storm import BACKFILL_STORM, BackfillStormParams
 from harness.workload.backfill import dates_before
 
 __all__ = [
@@ -44,20 +45,18 @@ def start_backfill(
     exp = runtime.current()
     end = end_date or exp.settings.date
     _check_date(end)
-    dates = dates_before(end, days)
-    exp.start_backfill(name=name, dates=dates, concurrency=concurrency, train_steps=train_steps)
-    return len(dates)
+    params = BackfillStormParams(name=name, dates=tuple(dates_before(end, days)), concurrency=concurrency,
+                                 train_steps=train_steps)
+    exp.faults.inject(BACKFILL_STORM, params)
+    return len(params.dates)
 
 
 def stop_backfills() -> int:
     """Stop every backfill of the experiment (no new dates; runs in flight are cancelled). Returns how many.
 
     Backfills are faults of the experiment: this heals them (and only them)."""
-    exp = runtime.current()
-    ids = [i for i in exp.active_faults() if i.startswith(f"{runtime.BACKFILL}-")]
-    for fault_id in ids:
-        exp.heal(fault_id)
-    return len(ids)
+    faults = runtime.current().faults
+    return len([faults.heal(a.fault_id) for a in faults.active() if a.fault == BACKFILL_STORM.name])
 
 
 def _check_date(value: str) -> None:

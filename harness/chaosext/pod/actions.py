@@ -1,36 +1,26 @@
-"""Chaos Toolkit actions on pods, dispatched to the active cluster backend."""
+"""Chaos Toolkit actions on pods: wrappers over :mod:`harness.faults.pod_delete`."""
 
 from __future__ import annotations
 
 from harness import runtime
-from harness.faults import pod_delete
+from harness.faults.pod_delete import PodDeleteParams, delete_running_pods
 
 __all__ = ["terminate_pods"]
 
 
-def terminate_pods(label_selector: str = "step=train", grace_period_seconds: float = 30.0) -> list[str]:
-    """Delete the running pods of the experiment's main run that match ``label_selector``.
+def terminate_pods(label_selector: str = "", grace_period_seconds: float = 30.0) -> list[str]:
+    """Delete the running pods of the experiment's main run that match ``label_selector``
+    (``key=value[,key=value]`` as for kubectl; "" picks the pods of the workload's training step).
 
-    ``label_selector`` is ``key=value[,key=value]``, as for kubectl. The pods get
-    SIGTERM, then SIGKILL after ``grace_period_seconds``; ``0`` kills at once.
-    Returns ``"<pod>:<exit code>"`` for each deleted pod.
+    The pods get SIGTERM, then SIGKILL after ``grace_period_seconds``; ``0`` kills at once.
+    Each pod is one fault. Returns how each deleted pod ended.
     """
-    if grace_period_seconds < 0:
-        raise ValueError(f"grace_period_seconds must be >= 0, got {grace_period_seconds}")
-    labels = parse_selector(label_selector)
-    exp = runtime.current()
-    labels["run"] = exp.main_run().run_id
-    ended = pod_delete.delete_running_pods(
-        cluster=exp.env.cluster,
-        sink=exp.history.append,
-        labels=labels,
-        grace_period_seconds=grace_period_seconds,
-        fault_id=exp.next_fault_id(pod_delete.NAME),
-    )
-    return [f"{p.name}:{p.exit_code}" for p in ended]
+    params = PodDeleteParams(labels=parse_selector(label_selector), grace_period_seconds=grace_period_seconds)
+    return delete_running_pods(runtime.current().faults, params)
 
 
 def parse_selector(selector: str) -> dict[str, str]:
+    """``key=value[,key=value]`` as a mapping; ValueError names a malformed selector."""
     labels: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in selector.split(","))):
         key, sep, value = part.partition("=")

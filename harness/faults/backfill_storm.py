@@ -1,0 +1,60 @@
+"""The backfill storm: a backfill of a historical range launched beside the experiment's runs.
+
+Run ids are ``backfill-<date>``, the same for every backfill of that date, so two
+overlapping storms race on the same logical artifacts, as re-triggered backfills
+do in production. The experiment builds the backfill (its workload, settings and
+store); heal stops launching dates and cancels the runs in flight. One storm per
+name (group ``backfill:<name>``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.errors import HarnessError
+from harness.faults.role import FaultContext, Heal, Target
+
+__all__ = ["BACKFILL_STORM", "BackfillStorm", "BackfillStormParams", "NAME"]
+
+NAME = "concurrent-backfill"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackfillStormParams:
+    """Run the pipeline for ``dates``, ``concurrency`` at a time, training ``train_steps`` steps each."""
+
+    name: str
+    dates: tuple[str, ...]
+    concurrency: int = 2
+    train_steps: int = 40
+
+    def __post_init__(self) -> None:
+        if not self.dates or self.concurrency < 1 or self.train_steps < 1:
+            raise ValueError("a backfill needs at least one date, and concurrency and train_steps each >= 1")
+
+
+class BackfillStorm:
+    name = NAME
+
+    def plan(self, ctx: FaultContext, params: BackfillStormParams) -> Target:
+        if ctx.launch_backfill is None:
+            raise HarnessError("this experiment cannot launch backfills: its fault context has no backfill launcher")
+        return Target(name=params.name, excludes=(f"backfill:{params.name}",),
+                      detail=f"backfill of {len(params.dates)} dates ({params.dates[0]} to {params.dates[-1]}), "
+                             f"{params.concurrency} at a time, {params.train_steps} training steps each")
+
+    def inject(self, ctx: FaultContext, params: BackfillStormParams, target: Target) -> Heal:
+        assert ctx.launch_backfill is not None  # plan checked it
+        backfill = ctx.launch_backfill(name=params.name, dates=params.dates, concurrency=params.concurrency,
+                                       train_steps=params.train_steps)
+        backfill.start()
+
+        def heal() -> str:
+            backfill.cancel()  # idempotent: a cancelled backfill launches nothing more
+            done = backfill.outcomes()
+            return f"stopped; {sum(o.succeeded for o in done)} of {len(params.dates)} dates completed"
+
+        return heal
+
+
+BACKFILL_STORM = BackfillStorm()
