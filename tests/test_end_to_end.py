@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.checks.verdict import CheckResult
 from harness.experiment.loader import load_experiment
 from harness.suite_runner import SuiteRunner
+from harness.workload.declaration import load_workload
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +51,7 @@ def test_prometheus_scraped_the_training_pods(runner: SuiteRunner):
 
 def test_a_pipeline_that_ignores_its_checkpoint_fails_resume(runner: SuiteRunner):
     spec = load_experiment(ROOT / "experiments" / "pod-delete.yaml")
-    broken = replace(spec, name="pod-delete-broken", pipeline=replace(spec.pipeline, broken="ignore-checkpoint"))
+    broken = replace(spec, name="pod-delete-broken", pipeline=spec.pipeline.with_params(broken="ignore-checkpoint"))
     result = runner.run(broken)
     resume = next(c for c in result.checks if c.name == "resume-from-checkpoint")
     assert resume.verdict == "fail", resume.evidence
@@ -57,10 +59,33 @@ def test_a_pipeline_that_ignores_its_checkpoint_fails_resume(runner: SuiteRunner
     assert result.score.value < 80
 
 
+CARELESS = ROOT / "examples" / "churn" / "careless" / "pipeline.yaml"
+
+
+def careless_verdict(runner: SuiteRunner, experiment: str, check: str) -> CheckResult:
+    """Run ``experiment`` against the careless twin of the example pipeline; the verdict of ``check``."""
+    spec = load_experiment(ROOT / "experiments" / f"{experiment}.yaml", workload=load_workload(CARELESS))
+    result = runner.run(replace(spec, name=f"{experiment}-careless"))
+    return next(c for c in result.checks if c.name == check)
+
+
+def test_the_careless_pipeline_loses_its_local_checkpoints_when_its_node_is_drained(runner: SuiteRunner):
+    resume = careless_verdict(runner, "node-drain", "resume-from-checkpoint")
+    assert resume.verdict == "fail", resume.evidence
+    assert any("restored nothing" in line and "pod's local disk" in line for line in resume.evidence), resume.evidence
+
+
+def test_the_careless_pipeline_overwrites_the_served_model(runner: SuiteRunner):
+    duplicates = careless_verdict(runner, "concurrent-backfill", "zero-duplicate-artifacts")
+    assert duplicates.verdict == "fail", duplicates.evidence
+    assert any("overwritten: churn-careless/models/current/model.pt" in line for line in duplicates.evidence)
+
+
 def test_reports_are_written_for_the_suite(runner: SuiteRunner):
     suite = runner.close()
     assert suite is not None
     summary = json.loads((runner.run_dir.parent / "latest" / "summary.json").read_text())
-    assert [e["name"] for e in summary["experiments"]] == ["pod-delete", "pod-delete-broken"]
+    assert [e["name"] for e in summary["experiments"]] == ["pod-delete", "pod-delete-broken", "node-drain-careless",
+                                                           "concurrent-backfill-careless"]
     assert summary["passed"] is False  # the broken pipeline drags the suite below 80
     assert (summary["cluster"], summary["kubernetes_version"]) == ("embedded", "v1.20.2")
