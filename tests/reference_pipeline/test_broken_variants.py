@@ -320,7 +320,7 @@ def test_restore_without_manifest_is_caught(endpoint: str, source: Pipeline) -> 
     result = judge(pipeline, endpoint, train)
     assert result.verdict == "fail", result.evidence
     assert (f"partial checkpoint restored: pod-0 restored step {CHECKPOINT_EVERY} of ref from {state}, "
-            "which is not a MANIFEST.json") in result.evidence
+            "which is a checkpoint's state, not its manifest") in result.evidence
 
 
 def test_correct_pipeline_ignores_the_partial_checkpoint_and_completes_it(endpoint: str, source: Pipeline) -> None:
