@@ -103,9 +103,11 @@ def _outcome(fault: FaultInjected, events: Sequence[Event], healed_at: float | N
         return e.pod == pod and e.attempt == attempt
 
     sigterms = [e for e in of_type(list(events), SigtermReceived) if of_hit(e)]
-    # Graceful: a checkpoint of this attempt saved after it was told to stop, then its own exit.
+    # Graceful: a checkpoint of this attempt saved after it was told to stop (both on the pod's clock) and
+    # before the attempt ended (on the harness's clock, as ``saved`` above), then its own exit.
     saved_after_sigterm = bool(sigterms) and any(
-        of_hit(e) and e.ts >= sigterms[0].ts for e in of_type(list(events), CheckpointSaved))
+        of_hit(e) and e.ts >= sigterms[0].ts and clock.time(e) <= ended.ts
+        for e in of_type(list(events), CheckpointSaved))
     job = started[0].job
     # Attempts are numbered per Job in the order they started. A replacement pod may start while the
     # hit one is still terminating (Kubernetes replaces a deleted pod at once), so order by number.

@@ -67,7 +67,7 @@ def _judge(o: FaultOutcome, stored: set[str] | None) -> tuple[Verdict, str]:
         got = "nothing (started from step 0)" if o.restored_step is None else f"step {o.restored_step}"
         want = "no checkpoint" if expected is None else f"step {expected}"
         line = f"{head}: {o.resumed_pod} restored {got}, but the latest complete checkpoint was {want}"
-        if stored is not None and o.latest_checkpoint_key and o.latest_checkpoint_key not in stored:
+        if o.restored_step is None and _outside_the_store(o.latest_checkpoint_key, stored):
             line += (f"; that checkpoint ({o.latest_checkpoint_key}) never reached the object store: it was on the "
                      "pod's local disk and was lost with the pod")
         return "fail", line
@@ -88,6 +88,16 @@ def _judge(o: FaultOutcome, stored: set[str] | None) -> tuple[Verdict, str]:
         f"{head}: {o.resumed_pod} restored step {o.restored_step} (latest complete), "
         f"{lost} steps lost (allowed {allowed}), {recovery} ({o.clock})"
     )
+
+
+def _outside_the_store(key: str, stored: set[str] | None) -> bool:
+    """Whether checkpoint ``key`` was never in the object store: absent from its inventory, or a path on
+    the pod's own disk (an absolute path or a ``file:`` URL, which no S3 key of the layout is)."""
+    if not key:
+        return False
+    if key.startswith(("/", "file:")):
+        return True
+    return stored is not None and key not in stored
 
 
 def _ordered(names: set[str]) -> list[str]:

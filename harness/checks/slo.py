@@ -209,13 +209,16 @@ STANDARD_SLOS: Mapping[str, SloSpec] = MappingProxyType(
 def standard_slos(names: MetricNames) -> Mapping[str, SloSpec]:
     """The standard SLOs over the metric names a workload declares."""
     defaults = MetricNames()
-    renames = [(getattr(defaults, role), getattr(names, role)) for role in METRIC_ROLES
-               if getattr(defaults, role) != getattr(names, role)]
+    renames = {getattr(defaults, role): getattr(names, role) for role in METRIC_ROLES
+               if getattr(defaults, role) != getattr(names, role)}
+    if not renames:
+        return STANDARD_SLOS
+    # One pass, longest name first: a new name that contains another default name is never renamed again.
+    # A name is matched as a prefix (histograms are queried as ``<name>_bucket``).
+    pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(renames, key=len, reverse=True)) + ")")
 
     def renamed(promql: str) -> str:
-        for old, new in renames:
-            promql = re.sub(rf"\b{re.escape(old)}", new, promql)
-        return promql
+        return pattern.sub(lambda m: renames[m.group(1)], promql)
 
     return MappingProxyType({n: replace(s, promql=renamed(s.promql)) for n, s in STANDARD_SLOS.items()})
 

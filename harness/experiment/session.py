@@ -180,8 +180,8 @@ class ExperimentSession:
             started_at=self._started,
             ended_at=time.time(),
             history_path=self.out_dir / "history.jsonl",
-            reference_sha256=self._reference.params_sha256 if self._reference else None,
-            error=error or self._reference_error or observed.interrupted,
+            reference_sha256=evidence.reference.params_sha256 if evidence.reference else None,
+            error=error or evidence.reference_error or observed.interrupted,
         )
 
     def _inventory(self) -> tuple[Inventory | None, str]:

@@ -18,9 +18,8 @@ from harness.history.events import (
     StepFinished,
     TrainingCompleted,
 )
-from harness.workload.reference import reference_workload
+from tests.checks.layouts import LAYOUT
 
-LAYOUT = reference_workload().facts().layout  # the reference pipeline's declared layout
 RUN = "r1"
 
 

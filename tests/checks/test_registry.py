@@ -14,8 +14,8 @@ from harness.checks.verdict import CheckResult
 from harness.errors import ExperimentError
 from harness.evidence.run import RunEvidence
 from harness.experiment.loader import load_experiment
-from harness.workload.reference import reference_workload
 from tests.checks.histories import RUN, graceful_then_forced
+from tests.checks.layouts import FACTS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +32,7 @@ def clean_registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def evidence() -> RunEvidence:
-    return RunEvidence(events=tuple(graceful_then_forced()), run_id=RUN, facts=reference_workload().facts())
+    return RunEvidence(events=tuple(graceful_then_forced()), run_id=RUN, facts=FACTS)
 
 
 def test_the_builtin_checks_are_registered() -> None:

@@ -210,3 +210,27 @@ def test_a_trail_departure_that_left_the_parameters_identical_passes_and_is_repo
     assert result.verdict == "pass"
     assert any("at step 50 (rng_numpy)" in line and "did not change the final parameters" in line
                for line in result.evidence)
+
+
+def test_a_sigterm_without_a_later_checkpoint_is_not_graceful():
+    h = TrainingHistory()
+    # The periodic checkpoint at step 20 precedes the SIGTERM at step 23; the attempt exits 143 saving nothing.
+    h.start_attempt(restore=None).train(1, 23).kill(grace=30, exit_code=143).exited(143)
+    h.start_attempt(restore=20).train(21, 100).complete()
+    (outcome,) = fault_outcomes(h.end())
+    assert (outcome.graceful, outcome.exit_code, outcome.sigterm_step) == (False, 143, 23)
+    result = verdict(h.events)
+    assert result.verdict == "fail"
+    assert any("stopped without a checkpoint after SIGTERM" in line for line in result.evidence), result.evidence
+
+
+def test_a_checkpoint_at_a_local_path_is_named_lost_even_without_an_inventory():
+    h = TrainingHistory()
+    h.start_attempt(restore=None).train(1, 25).kill(grace=30, exit_code=143)
+    h.events.append(CheckpointSaved(ts=h._tick(0.01), run_id=RUN, step=25, manifest_key="/tmp/pod-0/ckpt/25",
+                                    seconds=0.01, bytes=1000, reason="sigterm", pod=h.pod, job=JOB, attempt=h.attempt))
+    h.exited(143)
+    h.start_attempt(restore=None).train(1, 100).complete()
+    result = check_resume(h.end(), run_id=RUN, reference=ReferenceRun(params_sha256=SHA), inventory=None)
+    assert result.verdict == "fail"
+    assert any("/tmp/pod-0/ckpt/25" in line and "lost with the pod" in line for line in result.evidence)

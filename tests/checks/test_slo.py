@@ -7,8 +7,17 @@ from dataclasses import replace
 
 import pytest
 
-from harness.checks.slo import STANDARD_SLOS, SloSpec, evaluate_slo, parse_slos, range_duration, render
+from harness.checks.slo import (
+    STANDARD_SLOS,
+    SloSpec,
+    evaluate_slo,
+    parse_slos,
+    range_duration,
+    render,
+    standard_slos,
+)
 from harness.errors import ExperimentError
+from harness.evidence.metric_names import METRIC_ROLES, MetricNames
 from harness.evidence.prometheus import RangeResult, Series
 
 T0 = 1_700_000_000.0
@@ -148,6 +157,32 @@ def test_standard_slos_render_to_promql_without_placeholders() -> None:
     assert stall == 'time() - (max(max_over_time(pipeline_last_step_timestamp_seconds{run_id="r1"}[30s])) > 0)'
     assert STANDARD_SLOS["training-stall"].window == "training"
     assert STANDARD_SLOS["training-stall"].threshold == 15.0
+
+
+def test_standard_slos_query_the_metric_names_the_workload_declares() -> None:
+    names = MetricNames(last_step_timestamp="churn_last_step_ts", checkpoint_save_seconds="churn_ckpt_save",
+                        checkpoint_failures="churn_ckpt_failures", run_duration="churn_run_seconds",
+                        s3_retries="churn_s3_retries")
+    slos = standard_slos(names)
+    stall = render(slos["training-stall"], run_id="r1", kind="daily", start=T0, end=T0 + 30)
+    assert stall == 'time() - (max(max_over_time(churn_last_step_ts{run_id="r1"}[30s])) > 0)'
+    assert 'churn_ckpt_save_bucket{run_id="{run_id}"}' in slos["checkpoint-save-p95"].promql
+    assert "churn_run_seconds{" in slos["daily-run-duration"].promql
+    assert "churn_s3_retries{" in slos["s3-error-rate"].promql
+    assert "churn_ckpt_failures{" in slos["checkpoint-failures"].promql
+    defaults = MetricNames()
+    for slo in slos.values():
+        assert not any(getattr(defaults, role) in slo.promql for role in METRIC_ROLES), slo.promql
+    (parsed,) = parse_slos([{"use": "s3-error-rate"}], source=SRC, metrics=names)
+    assert parsed.promql == slos["s3-error-rate"].promql
+    assert standard_slos(MetricNames()) == STANDARD_SLOS
+
+
+def test_a_declared_name_that_contains_another_default_name_is_renamed_once() -> None:
+    names = MetricNames(last_step_timestamp="pipeline_s3_retries_total_last_step", s3_retries="churn_retries")
+    slos = standard_slos(names)
+    assert "max_over_time(pipeline_s3_retries_total_last_step{run_id=" in slos["training-stall"].promql
+    assert "rate(churn_retries{run_id=" in slos["s3-error-rate"].promql
 
 
 # --------------------------------------------------------------------------- parsing

@@ -106,3 +106,9 @@ def test_the_reference_pipeline_is_a_declaration_like_any_other() -> None:
     assert (state.rule.part, manifest.rule.part, manifest.rule.references) == ("state", "manifest", "state_key")
     alias = w.layout.match("registry/reference/aliases/latest")
     assert alias is not None and alias.rule.mutable
+
+
+def test_the_check_tests_layout_fixture_is_the_reference_pipelines_declared_layout() -> None:
+    from tests.checks.layouts import LAYOUT
+
+    assert reference_workload().layout == LAYOUT
