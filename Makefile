@@ -17,7 +17,17 @@ CHAOS_ARGS ?=
 # The pipeline under test: a pipeline.yaml (default: each experiment's own, else the reference pipeline).
 PIPELINE  ?=
 
-.PHONY: setup prometheus kubernetes chaos cluster-up cluster-down lint test bench heal clean
+# Game days: DURATION (90s, 20m, 1h), SEED, GAMEDAY (a game-day file), REPLAY (a night's schedule.json),
+# RESULTS (a folder or s3://bucket/prefix), PIPELINE_BROKEN (a planted bug of the reference pipeline).
+DURATION  ?= 20m
+SEED      ?= 1
+GAMEDAY   ?=
+REPLAY    ?=
+RESULTS   ?= reports/gamedays
+PIPELINE_BROKEN ?=
+TREND_ARGS ?=
+
+.PHONY: setup prometheus kubernetes chaos gameday trend cluster-up cluster-down lint test bench bench-gameday heal clean
 
 setup: $(STAMP) prometheus kubernetes
 
@@ -47,6 +57,16 @@ chaos: setup
 	  $(if $(PIPELINE),--pipeline=$(PIPELINE)) \
 	  $(if $(BASELINE),--chaos-baseline=$(BASELINE) --chaos-max-drop=$(MAX_DROP)) $(CHAOS_ARGS) $(PYTEST_ARGS)
 
+gameday: setup
+	$(PY) -m harness.cli gameday --duration=$(DURATION) --seed=$(SEED) --results=$(RESULTS) --cluster=$(CLUSTER) \
+	  $(if $(GAMEDAY),--file=$(GAMEDAY)) $(if $(REPLAY),--replay=$(REPLAY)) $(if $(PIPELINE),--pipeline=$(PIPELINE)) \
+	  $(if $(PIPELINE_BROKEN),--set=broken=$(PIPELINE_BROKEN)) \
+	  $(if $(CONTEXT),--context=$(CONTEXT)) $(if $(ALLOW_CONTEXT),--allow-context=$(ALLOW_CONTEXT)) $(CHAOS_ARGS)
+
+# Plots every night kept in RESULTS and fails when the latest regressed against the median of the ones before.
+trend: $(STAMP)
+	$(PY) -m harness.cli trend --results=$(RESULTS) $(TREND_ARGS)
+
 # The embedded cluster on its own, until Ctrl-C (or `make cluster-down` from another shell); its kubeconfig
 # goes to CLUSTER_KUBECONFIG (default: the harness's state folder), never over an existing kubeconfig.
 cluster-up: setup
@@ -68,6 +88,10 @@ test: setup lint
 bench: setup
 	$(PY) benchmarks/embedded_cluster.py
 	$(PY) benchmarks/recovery.py
+
+# A default game day of DURATION (20m) on the embedded cluster, with its figures and the harness's own CPU.
+bench-gameday: setup
+	$(PY) benchmarks/gameday.py --duration=$(DURATION) --seed=$(SEED)
 
 heal:
 	@if [ -x $(PY) ]; then $(PY) -m harness.cli heal $(if $(CONTEXT),--context=$(CONTEXT) $(if $(ALLOW_CONTEXT),--allow-context=$(ALLOW_CONTEXT))); else echo "heal: no .venv here, so no harness run left anything behind"; fi

@@ -124,6 +124,78 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gameday(args: argparse.Namespace) -> int:
+    from harness.gameday.main import GameDayOptions, gameday_main, parse_duration
+
+    try:
+        duration = parse_duration(args.duration)
+    except ValueError as exc:
+        raise HarnessError(f"--duration: {exc}") from None
+    options = GameDayOptions(
+        duration_seconds=duration, seed=args.seed, gameday_file=Path(args.file) if args.file else None,
+        replay=Path(args.replay) if args.replay else None, pipeline=Path(args.pipeline) if args.pipeline else None,
+        results=args.results, s3_endpoint_url=args.results_endpoint, min_score=args.min_score,
+        settings=tuple(_setting(raw) for raw in args.set),
+        cluster=options_from(vars(args), keep_cluster=False))
+    return gameday_main(options, progress=lambda line: print(line, flush=True))
+
+
+def _setting(raw: str) -> tuple[str, str]:
+    key, sep, value = raw.partition("=")
+    if not sep or not key:
+        raise HarnessError(f"--set takes SETTING=VALUE (a setting the pipeline declares), got {raw!r}")
+    return key.strip(), value.strip()
+
+
+def cmd_trend(args: argparse.Namespace) -> int:
+    from harness.gameday.trend import TrendThresholds, trend_main
+
+    thresholds = TrendThresholds(nights=args.nights, score_drop=args.score_drop, goodput_drop=args.goodput_drop,
+                                 mttr_p95_rise=args.mttr_p95_rise, steps_lost_rise=args.steps_lost_rise)
+    return trend_main(args.results, thresholds=thresholds, out=Path(args.out) if args.out else None,
+                      endpoint_url=args.results_endpoint)
+
+
+def _add_gameday_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from harness.gameday.trend import TrendThresholds
+
+    gd = sub.add_parser("gameday", help="a seeded, time-boxed night of mixed faults over back-to-back pipeline runs")
+    gd.add_argument("--duration", default="20m", help="how long runs keep starting: 90s, 20m, 1h (default 20m)")
+    gd.add_argument("--seed", type=int, default=1, help="the night's seed: the same seed and file draw the same night")
+    gd.add_argument("--file", default=None, metavar="GAMEDAY.yaml",
+                    help="the game-day file: fault catalogue, constraints, workload mix (default: the built-in one)")
+    gd.add_argument("--replay", default=None, metavar="SCHEDULE.json",
+                    help="run this schedule.json of an earlier night exactly (its seed and duration)")
+    gd.add_argument("--pipeline", default=None, metavar="FILE", help="the pipeline under test (default: reference)")
+    gd.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE",
+                    help="a pipeline setting for every run of the night (repeatable), e.g. broken=ignore-checkpoint")
+    gd.add_argument("--results", default="reports/gamedays",
+                    help="where nights are kept: a folder or s3://bucket/prefix (default reports/gamedays)")
+    gd.add_argument("--results-endpoint", default=None, help="S3 endpoint URL for an s3:// --results")
+    gd.add_argument("--min-score", type=float, default=None,
+                    help="the night fails below this score (default: the game-day file's, else "
+                         f"{DEFAULT_MIN_SCORE:g})")
+    for argument in ARGUMENTS:
+        argument.add_to(gd.add_argument)
+    gd.set_defaults(func=cmd_gameday)
+    defaults = TrendThresholds()
+    tr = sub.add_parser("trend", help="plot the nights kept in --results and fail when the latest regressed")
+    tr.add_argument("--results", default="reports/gamedays", help="a folder or s3://bucket/prefix")
+    tr.add_argument("--results-endpoint", default=None, help="S3 endpoint URL for an s3:// --results")
+    tr.add_argument("--out", default=None, help="the HTML page (default: <results>/trend.html)")
+    tr.add_argument("--nights", type=int, default=defaults.nights,
+                    help=f"compare with the median of this many previous nights (default {defaults.nights})")
+    tr.add_argument("--score-drop", type=float, default=defaults.score_drop,
+                    help=f"points the score may fall below the median (default {defaults.score_drop:g})")
+    tr.add_argument("--goodput-drop", type=float, default=defaults.goodput_drop,
+                    help=f"goodput (0-1) it may fall below the median (default {defaults.goodput_drop:g})")
+    tr.add_argument("--mttr-p95-rise", type=float, default=defaults.mttr_p95_rise,
+                    help=f"share MTTR p95 may rise above the median (default {defaults.mttr_p95_rise:g})")
+    tr.add_argument("--steps-lost-rise", type=float, default=defaults.steps_lost_rise,
+                    help=f"share steps lost may rise above the median (default {defaults.steps_lost_rise:g})")
+    tr.set_defaults(func=cmd_trend)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlchaos", description="Chaos and resilience tests for ML training pipelines")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     val.add_argument("paths", nargs="*", default=["experiments"])
     val.add_argument("--pipeline", default=None, metavar="FILE", help="check them against this pipeline.yaml")
     val.set_defaults(func=cmd_validate)
+    _add_gameday_parsers(sub)
     args = parser.parse_args(argv)
     install_signal_handlers()
     try:

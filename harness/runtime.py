@@ -58,7 +58,7 @@ class ActiveExperiment:
 
     def __init__(
         self, *, env: Environment, name: str, run_id: str, workload: Workload, settings: PipelineSettings,
-        history: History, bucket: str,
+        history: History, bucket: str, chaos_seed: int | None = None,
     ) -> None:
         self.env = env
         self.name = name
@@ -70,8 +70,9 @@ class ActiveExperiment:
         self.pipeline_runs: dict[str, PipelineRun] = {}  # by name; "main" is the judged one
         self._lock = threading.Lock()
         self.interrupted = ""  # why the run was stopped before its end, when it was
-        # --chaos-seed overrides every pipeline's seed (suite_runner), so the pipeline's seed is the chaos seed.
-        self.chaos_seed: int = settings.seed
+        # --chaos-seed overrides every pipeline's seed (suite_runner), so the pipeline's seed is the chaos seed,
+        # unless the caller draws faults from a seed of its own (a game day's night seed).
+        self.chaos_seed: int = settings.seed if chaos_seed is None else chaos_seed
         self.faults = FaultRecorder(sink=history.append, experiment=name, context=FaultContext(
             cluster=env.cluster, seed=self.chaos_seed, run_labels={"run": run_id}, train_step=workload.train_step,
             proxies=env.proxies, undo=default_undo_log(), launch_backfill=self.launch_backfill))

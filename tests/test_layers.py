@@ -36,6 +36,16 @@ _CLEAN_TREE = {
     "harness/pytest_plugin.py": "import pytest\nimport harness.checks\n",
     "reference_pipeline/__init__.py": "import mlchaos_probe\n",
     "mlchaos_probe/__init__.py": "import json\n",
+    "harness/environment.py": "import harness.cluster\n",
+    "harness/environments/__init__.py": "import harness.cluster\n",
+    "harness/gameday/__init__.py": "",
+    "harness/gameday/model.py": "",
+    "harness/gameday/generators.py": "import harness.gameday.model\n",
+    "harness/gameday/schedule_file.py": "import harness.gameday.model\n",
+    "harness/gameday/figures.py": "import harness.checks.verdict\n",
+    "harness/gameday/trend.py": "import harness.gameday.model\n",
+    "harness/gameday/summary_file.py": "import harness.gameday.model\n",
+    "harness/gameday/night.py": "import harness.faults\nimport harness.gameday.generators\n",
 }
 
 # (module to add, its import, words of the contract that must break)
@@ -49,6 +59,9 @@ _PLANTED = [
     ("mlchaos_probe/planted.py", "import harness", "the probe library"),
     ("mlchaos_probe/planted.py", "import reference_pipeline", "the probe library"),
     ("harness/report/planted.py", "import pytest", "the core works without pytest"),
+    ("harness/gameday/generators.py", "import harness.faults", "game days: schedules, figures"),
+    ("harness/gameday/figures.py", "import harness.services", "game days: schedules, figures"),
+    ("harness/gameday/trend.py", "from harness import environment", "game days: schedules, figures"),
     ("harness/report/planted.py", "from _pytest.fixtures import fixture", "the core works without pytest"),
 ]
 

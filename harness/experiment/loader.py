@@ -8,7 +8,6 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import yaml
 from chaoslib.exceptions import ChaosException
 from chaoslib.experiment import ensure_experiment_is_valid
 
@@ -20,6 +19,7 @@ from harness.workload.declaration import WorkloadError, load_workload
 from harness.workload.reference import reference_workload
 from harness.workload.role import Workload
 from harness.workload.settings import PipelineSettings, check_params
+from harness.yaml_file import YamlSyntaxError, read_yaml
 
 # The harness's own run settings; any other key of extensions.harness.pipeline is the workload's.
 _RUN_FIELDS = {f.name for f in fields(PipelineSettings)} - {"params"}
@@ -51,8 +51,8 @@ def spec_from_document(document: dict[str, Any], *, path: Path, workload: Worklo
         title=str(document.get("title", path.stem)),
         weight=_number(path, ext, "weight", 1.0),
         workload=chosen,
-        pipeline=_pipeline(path, ext.get("pipeline", {}), chosen),
-        checks=_checks(path, ext.get("checks"), has_slos=bool(ext.get("slos"))),
+        pipeline=parse_pipeline(path, ext.get("pipeline", {}), chosen),
+        checks=parse_checks(path, ext.get("checks"), has_slos=bool(ext.get("slos"))),
         slos=parse_slos(ext.get("slos"), source=str(path), metrics=chosen.facts().metrics),
         document=document,
     )
@@ -62,11 +62,9 @@ def _parse(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ExperimentError(f"{path}: no such experiment file")
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ExperimentError(f"{path}: not valid YAML/JSON{where}: fix the syntax") from None
+        document = read_yaml(path)
+    except YamlSyntaxError as exc:
+        raise ExperimentError(str(exc)) from None
     if not isinstance(document, dict):
         raise ExperimentError(f"{path}: an experiment must be a mapping with title, method, ...; "
                               f"got {type(document).__name__}")
@@ -90,7 +88,7 @@ def _number(path: Path, block: Mapping[str, Any], key: str, default: float) -> f
     return float(value)
 
 
-def _checks(path: Path, raw: Any, *, has_slos: bool) -> tuple[CheckSpec, ...]:
+def parse_checks(path: Path, raw: Any, *, has_slos: bool) -> tuple[CheckSpec, ...]:
     if raw is None and has_slos:
         return ()
     if not isinstance(raw, list) or not raw:
@@ -124,7 +122,7 @@ def _workload(path: Path, raw: Any) -> Workload:
         raise ExperimentError(f"{path}: {exc}") from None
 
 
-def _pipeline(path: Path, raw: Any, workload: Workload) -> PipelineSettings:
+def parse_pipeline(path: Path, raw: Any, workload: Workload) -> PipelineSettings:
     if not isinstance(raw, dict):
         raise ExperimentError(f"{path}: extensions.harness.pipeline must be a mapping")
     run = {k: v for k, v in raw.items() if k in _RUN_FIELDS}

@@ -58,8 +58,10 @@ class ExperimentSession:
     the experiment; ``observe`` records its end, heals, stops what is left and collects the evidence
     once; ``judge`` turns the evidence into verdicts and a score. ``finish`` is observe, then judge."""
 
-    def __init__(self, *, spec: ExperimentSpec, env: runtime.Environment, out_dir: Path, tag: str) -> None:
+    def __init__(self, *, spec: ExperimentSpec, env: runtime.Environment, out_dir: Path, tag: str,
+                 chaos_seed: int | None = None) -> None:
         self.spec = spec
+        self.chaos_seed = chaos_seed  # faults' draws; default: the pipeline's seed
         self.env = env
         self.out_dir = out_dir
         self.run_id = run_id_for(spec.name, tag)
@@ -99,6 +101,7 @@ class ExperimentSession:
             settings=self.spec.pipeline,
             history=history,
             bucket=self.run_id[:63],
+            chaos_seed=self.chaos_seed,
         )
         self._stack.enter_context(runtime.activate(active))
         self._window_start = time.time()  # after the reference run: SLO windows cover the experiment only

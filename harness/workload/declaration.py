@@ -13,13 +13,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
-
 from harness.errors import HarnessError
 from harness.evidence.layout import ArtifactLayout, ArtifactRule, compile_rule
 from harness.evidence.metric_names import METRIC_ROLES, MetricNames
 from harness.evidence.workload_facts import WorkloadFacts
 from harness.workload.role import SettingSpec, SettingType, SettingValue, StepTemplate
+from harness.yaml_file import YamlSyntaxError, read_yaml
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$")
 _TYPES: dict[str, SettingType] = {"int": "int", "float": "float", "str": "str", "bool": "bool"}
@@ -68,11 +67,9 @@ def load_workload(path: Path) -> DeclaredWorkload:
         raise WorkloadError(f"{path}: no such pipeline declaration; pass the path of a pipeline.yaml "
                             "(--pipeline FILE, make chaos PIPELINE=FILE)")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise WorkloadError(f"{path}: not valid YAML{where}: fix the syntax") from None
+        raw = read_yaml(path)
+    except YamlSyntaxError as exc:
+        raise WorkloadError(str(exc)) from None
     doc = _mapping(path, raw, "the declaration", _TOP)
     name = doc.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
