@@ -67,6 +67,33 @@ def serialize(state: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
+def state_difference(a: bytes, b: bytes) -> str:
+    """Where two serialized states differ ("" when every tensor and value is equal), e.g. ``optimizer.state.0``."""
+    try:
+        left = torch.load(io.BytesIO(a), map_location="cpu", weights_only=True)
+    except Exception as error:  # a torn or foreign object is a difference, named as such
+        return f"the stored object does not load: {type(error).__name__}"
+    right = torch.load(io.BytesIO(b), map_location="cpu", weights_only=True)
+    return _difference(left, right, "state")
+
+
+def _difference(left: object, right: object, where: str) -> str:
+    if isinstance(left, torch.Tensor) or isinstance(right, torch.Tensor):
+        same = (isinstance(left, torch.Tensor) and isinstance(right, torch.Tensor) and left.dtype == right.dtype
+                and left.shape == right.shape and bool(torch.equal(left, right)))
+        return "" if same else where
+    if isinstance(left, dict) and isinstance(right, dict):
+        if set(left) != set(right):
+            return f"{where} keys"
+        return next((d for k in left if (d := _difference(left[k], right[k], f"{where}.{k}"))), "")
+    if isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
+        if len(left) != len(right):
+            return f"{where} length"
+        return next((d for i, (x, y) in enumerate(zip(left, right, strict=True))
+                     if (d := _difference(x, y, f"{where}.{i}"))), "")
+    return "" if left == right else where
+
+
 class Checkpointer:
     """Saves and restores the checkpoints of one run."""
 
@@ -171,8 +198,16 @@ class Checkpointer:
                 # manifest. Training is deterministic, so the bytes must be equal;
                 # if not, a manifest would describe an object it does not match.
                 existing = self._store.get(manifest.state_key)
-                if existing is None or hashlib.sha256(existing.body).hexdigest() != manifest.sha256:
-                    raise RuntimeError(f"{manifest.state_key} exists with different content")
+                if existing is None:
+                    raise RuntimeError(f"{manifest.state_key} exists but could not be read back")
+                if hashlib.sha256(existing.body).hexdigest() != manifest.sha256:
+                    difference = state_difference(existing.body, payload)
+                    if difference:
+                        raise RuntimeError(f"{manifest.state_key} exists with different content ({difference})")
+                    # The same state, serialized by another process (torch.save's bytes are not canonical
+                    # across processes): the manifest describes the object that is there.
+                    manifest = Manifest(step=step, state_key=manifest.state_key,
+                                        sha256=hashlib.sha256(existing.body).hexdigest(), size=len(existing.body))
             self._fence()
             created = self._store.put_if_absent(manifest_key, json.dumps(asdict(manifest)).encode())
         except Fenced as error:  # not a storage failure: this attempt may not write any more

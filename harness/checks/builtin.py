@@ -28,4 +28,4 @@ def zero_duplicate_artifacts(evidence: RunEvidence, params: CheckParams) -> Chec
 @check(quota.NAME)
 def pod_quota(evidence: RunEvidence, params: CheckParams) -> CheckResult:
     return quota.check_quota(evidence.events, total=evidence.pod_limit, scoped=evidence.scoped_quotas,
-                             weight=params.weight)
+                             weight=params.weight, require_scoped=bool(params.options.get("require_scoped", True)))

@@ -30,3 +30,13 @@ def test_exceeding_the_total_fails():
 def test_no_pods_or_no_scoped_pods_is_unknown():
     assert check_quota([], total=4, scoped={"kind=backfill": 2}).verdict == "unknown"
     assert check_quota(pod("d", 0, 1, "daily"), total=4, scoped={"kind=backfill": 2}).verdict == "unknown"
+
+
+def test_unexercised_scopes_are_judged_on_the_total_when_not_required():
+    daily = [e for i in range(3) for e in pod(f"d{i}", i * 0.1, 9, "daily")]
+    assert check_quota(daily, total=4, scoped={"kind=backfill": 1}).verdict == "unknown"
+    relaxed = check_quota(daily, total=4, scoped={"kind=backfill": 1}, require_scoped=False)
+    assert relaxed.verdict == "pass"
+    assert "no pod of a quota scope ran, so the scoped quotas were not exercised" in relaxed.evidence
+    crowded = [e for i in range(5) for e in pod(f"d{i}", i * 0.1, 9, "daily")]
+    assert check_quota(crowded, total=4, scoped={"kind=backfill": 1}, require_scoped=False).verdict == "fail"

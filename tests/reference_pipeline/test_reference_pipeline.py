@@ -293,3 +293,26 @@ def test_metrics_are_served_and_linger(prepared: Pipeline) -> None:
     assert f"pipeline_train_steps_total{{{labels}}} 20.0" in body
     assert f"pipeline_checkpoint_save_seconds_count{{{labels}}} 2.0" in body
     assert 'pipeline_step_duration_seconds{' in body and 'step="train"' in body
+
+
+def test_state_difference_names_the_first_differing_value_and_accepts_an_equal_state() -> None:
+    import io
+
+    import torch
+
+    from reference_pipeline.checkpoint import state_difference
+
+    def saved(state: dict[str, object]) -> bytes:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        return buffer.getvalue()
+
+    state = {"step": 250, "model": {"w": torch.arange(4.0)}, "rng": {"python": (3, (1, 2), None)}}
+    # The same values with a different storage layout: other bytes, the same state.
+    shared = torch.arange(8.0)
+    relaid = {"step": 250, "model": {"w": shared[:4]}, "rng": {"python": (3, (1, 2), None)}}
+    assert saved(state) != saved(relaid)
+    assert state_difference(saved(state), saved(relaid)) == ""
+    changed = {"step": 250, "model": {"w": torch.tensor([0.0, 1.0, 2.0, 3.5])}, "rng": {"python": (3, (1, 2), None)}}
+    assert state_difference(saved(state), saved(changed)) == "state.model.w"
+    assert state_difference(saved(state)[:100], saved(state)).startswith("the stored object does not load")
