@@ -89,3 +89,16 @@ def test_bad_files_get_one_line_errors(tmp_path: Path, text: str, message: str) 
 def test_a_missing_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(ExperimentError, match="no such game-day file"):
         load_gameday(tmp_path / "absent.yaml", workload=reference_workload())
+
+
+def test_the_nightly_file_is_the_default_game_day_written_out() -> None:
+    root = Path(__file__).resolve().parents[2]
+    written = load_gameday(root / "gamedays" / "nightly.yaml", workload=reference_workload())
+    default = load_gameday(None, workload=reference_workload())
+    assert written.plan.catalogue == default.plan.catalogue
+    assert written.plan.constraints == default.plan.constraints
+    assert written.plan.mix == default.plan.mix
+    assert written.plan.train_steps == default.plan.train_steps
+    assert written.checks == default.checks
+    assert written.slos == default.slos
+    assert written.settings == default.settings
