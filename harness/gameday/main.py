@@ -80,13 +80,14 @@ def gameday_main(options: GameDayOptions, *, progress: Callable[[str], None] = p
     schedule = _schedule(options, gameday, workload)
     _refuse_unsafe(schedule, options.cluster)
     store = open_results(options.results, endpoint_url=options.s3_endpoint_url)
+    kept = store.summaries()  # an unreachable store fails here, before anything starts
     tag = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     root = Path(options.results) if not options.results.startswith("s3://") else LOCAL_RESULTS
     night_dir = root / tag
     write_schedule(schedule, night_dir / "schedule.json")  # before anything can be injected
     progress(f"game day {tag}: seed {schedule.seed}, {len(schedule.runs)} run(s) drawn for "
              f"{schedule.duration_seconds:g}s, {sum(len(r.faults) for r in schedule.runs)} fault(s); "
-             f"schedule: {night_dir / 'schedule.json'}")
+             f"schedule: {night_dir / 'schedule.json'}; {len(kept)} earlier night(s) kept in {options.results}")
     started = time.time()
     night: Night | None = None
     interrupted = ""
