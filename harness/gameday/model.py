@@ -27,6 +27,10 @@ HEAL_AT_END = -1
 INSTANT = 0
 """``heal_after_step`` of a fault with nothing to heal later (a pod delete)."""
 
+DEFAULT_STEP_SECONDS = (0.2, 2.0)
+"""When a fault is aimed at a step other than training: how long after its pod started, by default. Short:
+the reference pipeline's other steps live 1-10 s, and a kill must land while the step still runs."""
+
 FAULT_KINDS = ("pod-delete", "node-drain", "network-delay", "storage-throttle", "backfill-storm")
 """The fault families a game-day catalogue may name."""
 
@@ -61,7 +65,7 @@ class CatalogueEntry:
     steps: Mapping[str, float] = field(default_factory=dict)  # step name -> weight; empty: the training step
     params: Mapping[str, ParamRange] = field(default_factory=dict)
     hold_steps: tuple[int, int] = (0, 0)
-    seconds: tuple[float, float] = (0.5, 5.0)  # when aimed at another step: seconds after its pod started
+    seconds: tuple[float, float] = DEFAULT_STEP_SECONDS
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,6 +17,7 @@ from harness.checks.slo import SloSpec, parse_slos
 from harness.errors import ExperimentError
 from harness.experiment.loader import parse_checks, parse_pipeline
 from harness.gameday.model import (
+    DEFAULT_STEP_SECONDS,
     FAULT_KINDS,
     HEAL_AT_END,
     CatalogueEntry,
@@ -194,7 +195,7 @@ def _entry(where: Path, item: Any, index: int, steps: tuple[str, ...]) -> Catalo
         steps={str(k): _weight(at, v) for k, v in aimed.items()},
         params={str(k): _range(f"{at}: params.{k}", v) for k, v in params.items()},
         hold_steps=_pair(at, item, "hold_steps", (0, 0), integer=True),  # type: ignore[arg-type]
-        seconds=_pair(at, item, "seconds", (0.5, 5.0), integer=False),
+        seconds=_pair(at, item, "seconds", DEFAULT_STEP_SECONDS, integer=False),
     )
 
 
