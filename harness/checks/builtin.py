@@ -11,7 +11,8 @@ from harness.evidence.run import RunEvidence
 @check(resume.NAME)
 def resume_from_checkpoint(evidence: RunEvidence, params: CheckParams) -> CheckResult:
     return resume.check_resume(evidence.events, run_id=evidence.run_id, reference=evidence.reference,
-                               inventory=evidence.inventory, weight=params.weight)
+                               inventory=evidence.inventory, weight=params.weight,
+                               require_interruption=bool(params.options.get("require_interruption", True)))
 
 
 @check(steady_state.NAME)

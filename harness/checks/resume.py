@@ -34,15 +34,18 @@ COMPONENT_ORDER = ("parameters", "optimizer", "scheduler", "rng_torch", "rng_cud
 
 def check_resume(
     events: Sequence[Event], *, run_id: str, reference: ReferenceRun | None, inventory: Inventory | None = None,
-    weight: float = 1.0,
+    weight: float = 1.0, require_interruption: bool = True,
 ) -> CheckResult:
-    """Judge ``run_id``'s training against the contract above."""
+    """Judge ``run_id``'s training against the contract above. Without a fault that interrupted training
+    the verdict is ``unknown`` when ``require_interruption`` (an experiment meant to interrupt training did
+    not); otherwise (a game day's runs, where many faults miss training by design) the run is judged on
+    its end alone: bit-identical to the uninterrupted run."""
     history = list(events)
     outcomes = [o for o in fault_outcomes(history) if o.hit_training]
     verdicts: list[Verdict] = []
     evidence: list[str] = []
     if not outcomes:
-        verdicts.append("unknown")
+        verdicts.append("unknown" if require_interruption else "pass")
         evidence.append("no fault interrupted training in this history, so resumption was not exercised")
     stored = {v.key for v in inventory.versions} if inventory is not None else None
     for outcome in outcomes:

@@ -87,6 +87,19 @@ def test_no_interruption_is_unknown_not_pass():
     assert result.verdict == "unknown"
 
 
+def test_without_requiring_an_interruption_the_end_alone_is_judged():
+    h = TrainingHistory()
+    h.start_attempt(restore=None).train(1, 100).complete()
+    events = h.end()
+    judged = check_resume(events, run_id=RUN, reference=reference(SHA), require_interruption=False)
+    assert judged.verdict == "pass", judged.evidence
+    assert "resumption was not exercised" in judged.evidence[0]
+    other = check_resume(events, run_id=RUN, reference=reference("0" * 64), require_interruption=False)
+    assert other.verdict == "fail", other.evidence
+    unknown = check_resume(events, run_id=RUN, reference=reference(None), require_interruption=False)
+    assert unknown.verdict == "unknown"
+
+
 def test_missing_reference_is_unknown():
     assert verdict(graceful_then_forced(), sha=None).verdict == "unknown"
 
