@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from harness.checks.interruptions import fault_outcomes
+from harness.gameday.figures import run_figures
 from harness.gameday.model import BADPUT_CLASSES, NightFigures, NightSummary, RunVerdict
 from harness.history.clock import HarnessClock
 from harness.history.events import Event, FaultHealed, FaultInjected, TrainStep, of_type
@@ -83,14 +83,11 @@ def write_night_reports(summary: NightSummary, runs: Sequence[RunHistory], night
 
 
 def night_recoveries(runs: Sequence[RunHistory]) -> list[float]:
-    """Seconds from each fault that ended a training attempt to the next attempt's first training step,
-    over all runs (faults that hit no training, or after which training never resumed, have none)."""
-    return [
-        o.recovery_seconds
-        for run in runs
-        for o in fault_outcomes(run.events)
-        if o.hit_training and o.recovery_seconds is not None
-    ]
+    """Seconds from each interruption of training to the next attempt's first training step, over all runs,
+    as the night's MTTR figures count them (:func:`harness.gameday.figures.run_figures`)."""
+    return [seconds for run in runs if run.verdict.run_id
+            for seconds in run_figures(run.events, run_id=run.verdict.run_id,
+                                       completed=run.verdict.status == "completed").recoveries]
 
 
 # --- plots ---------------------------------------------------------------------------
