@@ -178,8 +178,9 @@ def _drive(
             status = "injected"
         except (HarnessError, ValueError) as exc:
             ids, detail, status = (), str(exc), "missed"
-        progress(f"  {fault.fault_id} {fault.entry} on {fault.at.step} at training step {reached}: {status} "
-                 f"({detail})")
+        where = (f"at training step {reached}" if fault.at.step == schedule.train_step_name
+                 else f"{fault.at.seconds:g}s after its pod started")
+        progress(f"  {fault.fault_id} {fault.entry} on {fault.at.step} {where}: {status} ({detail})")
         records[fault.fault_id] = replace(_record(fault, scheduled, status, detail), reached_step=reached,
                                           at=time.time(), recorder_ids=ids)
 
