@@ -92,8 +92,8 @@ def test_the_replay_injects_the_same_faults_at_the_same_steps(two_nights: tuple[
 
     assert [what(r) for r in first] == [what(r) for r in second]
     for record in first + second:
-        # Each fault acts once its run has completed the scheduled step: a step or two later at most.
-        assert 0 <= record["reached_step"] - record["trigger_training_step"] <= 10, record
+        # Each fault acts once its run has completed the scheduled step: a few steps later at most (0.2 s polls).
+        assert 0 <= record["reached_step"] - record["trigger_training_step"] <= 20, record
 
 
 def test_the_trend_shows_both_nights(two_nights: tuple[Path, Path, Path, str]) -> None:
