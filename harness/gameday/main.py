@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -100,10 +100,11 @@ def gameday_main(options: GameDayOptions, *, progress: Callable[[str], None] = p
     except KeyboardInterrupt as exc:
         interrupted = str(exc) or "interrupted (Ctrl-C or SIGTERM)"
     runs = night.runs if night is not None else []
+    events = {run.folder: tuple(_events(night_dir / run.folder)) for run in runs}  # each history read once
     summary = _summarize(
         night=tag, schedule=schedule, gameday=gameday, options=options, workload=workload, runs=runs,
-        started=started, interrupted=interrupted)
-    histories = [RunHistory(verdict=v, events=tuple(_events(night_dir / v.folder))) for v in summary.runs]
+        events=events, started=started, interrupted=interrupted)
+    histories = [RunHistory(verdict=v, events=events.get(v.folder, ())) for v in summary.runs]
     write_summary(summary, night_dir / "summary.json")
     write_night_reports(summary, histories, night_dir)
     where = store.save(night_dir)
@@ -155,7 +156,7 @@ def _events(folder: Path) -> list[Event]:
 
 def _summarize(
     *, night: str, schedule: Schedule, gameday: GameDayFile, options: GameDayOptions, workload: Workload,
-    runs: Sequence[NightRun], started: float, interrupted: str,
+    runs: Sequence[NightRun], events: Mapping[str, Sequence[Event]], started: float, interrupted: str,
 ) -> NightSummary:
     verdicts: list[RunVerdict] = []
     figures: list[RunFigures] = []
@@ -171,7 +172,7 @@ def _summarize(
             index=run.scheduled.index, run_id=result.run_id, date=run.scheduled.date, folder=run.folder,
             status=status, score=result.score.value,
             checks=tuple((c.name, c.verdict, c.evidence) for c in result.checks)))
-        figures.append(run_figures(load(result.history_path), run_id=result.run_id, completed=run.succeeded))
+        figures.append(run_figures(events[run.folder], run_id=result.run_id, completed=run.succeeded))
         scores.append((1.0, result.score))
     elapsed = sum(f.elapsed_seconds for f in figures)
     score = suite_score(scores)

@@ -34,7 +34,7 @@ from harness.history.events import Event, PodStarted, TrainStep
 from harness.workload.pipeline_run import PipelineRun
 from harness.workload.role import Workload
 
-__all__ = ["FaultRecord", "Night", "NightRun", "read_records"]
+__all__ = ["FaultRecord", "Night", "NightRun"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,8 +226,3 @@ def _write_records(records: Sequence[FaultRecord], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([asdict(r) for r in records], indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
-
-def read_records(path: Path) -> list[FaultRecord]:
-    """The records ``run_night`` wrote to ``path``."""
-    return [FaultRecord(**{**r, "recorder_ids": tuple(r["recorder_ids"])})
-            for r in json.loads(path.read_text(encoding="utf-8"))]
