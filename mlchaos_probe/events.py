@@ -29,13 +29,19 @@ _STANDARD: dict[str, frozenset[str]] = {
         "train_step": "run_id step loss",
         "checkpoint_saved": "run_id step manifest_key seconds bytes reason components",
         "checkpoint_restored": "run_id step manifest_key seconds components",
+        "checkpoint_rejected": "run_id step manifest_key reason",
         "sigterm_received": "run_id step",
         "training_completed": "run_id step params_sha256",
         "artifact_written": "run_id artifact key logical_id",
         "evaluated": "run_id metric value threshold passed",
         "model_registered": "run_id version created",
+        "alias_moved": "run_id alias from_version to_version etag_expected etag_written ok",
         "digest_trail": "run_id step components",
         "environment": "run_id fingerprint details",
+        "environment_refused": "run_id step fingerprint checkpoint_fingerprint differing",
+        "inputs_read": "run_id step_name role date data_version keys",
+        "inputs_waiting": "run_id step_name date missing waited_seconds",
+        "crash_point": "run_id point occurrence pause_seconds",
     }.items()
 }
 # Fields a caller of emit() may leave out, and the value they then get.
@@ -125,6 +131,12 @@ def checkpoint_restored(*, run_id: str, step: int, manifest_key: str, seconds: f
          components=dict(components or {}))
 
 
+def checkpoint_rejected(*, run_id: str, step: int, manifest_key: str, reason: str) -> None:
+    """A restore skipped the checkpoint of ``step`` at ``manifest_key``: its state failed verification
+    (``reason``: missing, wrong size, wrong sha256, unreadable manifest), so an earlier one is tried."""
+    emit("checkpoint_rejected", run_id=run_id, step=step, manifest_key=manifest_key, reason=reason)
+
+
 def sigterm_received(*, run_id: str, step: int) -> None:
     """The process received SIGTERM while training at ``step``."""
     emit("sigterm_received", run_id=run_id, step=step)
@@ -150,11 +162,52 @@ def model_registered(*, run_id: str, version: int, created: bool) -> None:
     emit("model_registered", run_id=run_id, version=version, created=created)
 
 
+def alias_moved(*, run_id: str, alias: str, from_version: int, to_version: int, etag_expected: str,
+                etag_written: str, ok: bool) -> None:
+    """One attempt to move registry alias ``alias`` from ``from_version`` (0: absent) to ``to_version``.
+
+    ``etag_expected``: the ETag the write was conditioned on, as read before it ("" for a create with
+    IfNoneMatch, or for the read of an absent alias); ``etag_written``: the new object's ETag ("" when the
+    write was refused); ``ok``: the write landed.
+    """
+    emit("alias_moved", run_id=run_id, alias=alias, from_version=from_version, to_version=to_version,
+         etag_expected=etag_expected, etag_written=etag_written, ok=ok)
+
+
 def digest_trail(*, run_id: str, step: int, components: Mapping[str, str]) -> None:
     """The training state's component digests after ``step`` (every N steps)."""
     emit("digest_trail", run_id=run_id, step=step, components=dict(components))
 
 
+def inputs_read(*, run_id: str, step_name: str, role: str, date: str, data_version: str,
+                keys: Iterable[str]) -> None:
+    """The step read ``keys`` as its ``role`` input ("raw", "features", "holdout", "model") of partition
+    ``date`` and data version ``data_version`` ("" when the pipeline has none): the run's lineage."""
+    emit("inputs_read", run_id=run_id, step_name=step_name, role=role, date=date, data_version=data_version,
+         keys=sorted(keys))
+
+
+def inputs_waiting(*, run_id: str, step_name: str, date: str, missing: Iterable[str], waited_seconds: float) -> None:
+    """A sensor is waiting for inputs of ``date`` that have not landed (``missing`` names them)."""
+    emit("inputs_waiting", run_id=run_id, step_name=step_name, date=date, missing=sorted(missing),
+         waited_seconds=waited_seconds)
+
+
 def environment(*, run_id: str, fingerprint: str, details: Mapping[str, str]) -> None:
     """This process's environment (see :func:`mlchaos_probe.environment.fingerprint`); once per process."""
     emit("environment", run_id=run_id, fingerprint=fingerprint, details=dict(details))
+
+
+def environment_refused(*, run_id: str, step: int, fingerprint: str, checkpoint_fingerprint: str,
+                        differing: str) -> None:
+    """Training refused to resume the checkpoint of ``step``: it was written under environment
+    ``checkpoint_fingerprint``, this process runs under ``fingerprint``; ``differing`` names the detail
+    keys that differ, comma-separated."""
+    emit("environment_refused", run_id=run_id, step=step, fingerprint=fingerprint,
+         checkpoint_fingerprint=checkpoint_fingerprint, differing=differing)
+
+
+def crash_point(*, run_id: str, point: str, occurrence: int, pause_seconds: float) -> None:
+    """The process reached crash point ``point`` for the ``occurrence``-th time and holds there for
+    ``pause_seconds`` (see :mod:`mlchaos_probe.crash_points`)."""
+    emit("crash_point", run_id=run_id, point=point, occurrence=occurrence, pause_seconds=pause_seconds)

@@ -14,7 +14,7 @@ from mlchaos_probe import environment
 from mlchaos_probe import events as probe
 from mlchaos_probe.metrics import PipelineMetrics
 
-from . import broken
+from . import broken, numerics
 from .config import Config
 from .errors import (
     EXIT_FENCED,
@@ -45,6 +45,11 @@ def main(argv: list[str]) -> int:
     probe.run_started(pipeline=config.pipeline, run_id=config.run_id, date=config.date, kind=config.kind,
                       step_name=step_name)
     step = load(step_name)  # imports the step's libraries (torch), so the fingerprint sees their settings
+    try:
+        numerics.apply_matmul_precision()  # the image's numeric settings, before they are fingerprinted
+    except UserError as error:
+        print(f"reference_pipeline {step_name}: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
     environment.report(run_id=config.run_id)
     try:
         try:

@@ -30,12 +30,13 @@ from typing import Any
 import torch
 
 from mlchaos_probe import events as probe
+from mlchaos_probe.crash_points import crash_point
 from mlchaos_probe.metrics import PipelineMetrics
 
 from . import broken
 from .config import Config
 from .errors import Fenced
-from .s3 import Store
+from .s3 import Object, Store
 
 MANIFEST = "MANIFEST.json"
 
@@ -94,6 +95,29 @@ def _difference(left: object, right: object, where: str) -> str:
     return "" if left == right else where
 
 
+def _rejection(manifest: Manifest | None, state: Object | None, *, verify: bool) -> str:
+    """Why a checkpoint must not be restored ("" when it may): its manifest or state is missing, or (when
+    ``verify``) the state's size or sha256 differs from what the manifest recorded at save time."""
+    if manifest is None:
+        return "manifest missing"
+    if state is None:
+        return f"state {manifest.state_key} missing"
+    if not verify:  # broken variant restore-unverified
+        return ""
+    if len(state.body) != manifest.size:
+        return f"state is {len(state.body)} bytes, the manifest recorded {manifest.size}"
+    if hashlib.sha256(state.body).hexdigest() != manifest.sha256:
+        return "state sha256 differs from the manifest's"
+    return ""
+
+
+def _step_of(manifest_key: str) -> int:
+    """The step in ``.../step-NNNNNN/MANIFEST.json`` (-1 for a key outside the layout)."""
+    name = manifest_key.rsplit("/", 2)[-2] if manifest_key.count("/") >= 2 else ""
+    digits = name.removeprefix("step-")
+    return int(digits) if digits.isdigit() else -1
+
+
 class Checkpointer:
     """Saves and restores the checkpoints of one run."""
 
@@ -119,21 +143,21 @@ class Checkpointer:
         if broken.RESTORE_WITHOUT_MANIFEST in self._config.broken:
             return self._restore_newest_state(prefix, started)
         manifests = [k for k in self._store.list_keys(prefix) if k.endswith("/" + MANIFEST)]
+        verify = broken.RESTORE_UNVERIFIED not in self._config.broken
         for manifest_key in sorted(manifests, reverse=True):  # zero-padded steps: newest first
             manifest_object = self._store.get(manifest_key)
             state_object = None
             if manifest_object is not None:
                 manifest = Manifest(**json.loads(manifest_object.body))
                 state_object = self._store.get(manifest.state_key)
-            if (
-                state_object is None
-                or len(state_object.body) != manifest.size
-                or hashlib.sha256(state_object.body).hexdigest() != manifest.sha256
-            ):
+            reason = _rejection(manifest if manifest_object is not None else None, state_object, verify=verify)
+            if reason:
                 self._metrics.checkpoint_failed()
-                print(f"reference_pipeline: skipping checkpoint {manifest_key}: state missing or corrupt",
-                      file=sys.stderr)
+                print(f"reference_pipeline: skipping checkpoint {manifest_key}: {reason}", file=sys.stderr)
+                probe.checkpoint_rejected(run_id=self._config.run_id, step=_step_of(manifest_key),
+                                          manifest_key=manifest_key, reason=reason)
                 continue
+            assert state_object is not None  # _rejection said so
             state = torch.load(io.BytesIO(state_object.body), weights_only=True)
             seconds = time.perf_counter() - started
             self._metrics.checkpoint_restored(seconds)
@@ -208,6 +232,7 @@ class Checkpointer:
                     # across processes): the manifest describes the object that is there.
                     manifest = Manifest(step=step, state_key=manifest.state_key,
                                         sha256=hashlib.sha256(existing.body).hexdigest(), size=len(existing.body))
+            crash_point("train.checkpoint.between-state-and-manifest", run_id=self._config.run_id)
             self._fence()
             created = self._store.put_if_absent(manifest_key, json.dumps(asdict(manifest)).encode())
         except Fenced as error:  # not a storage failure: this attempt may not write any more

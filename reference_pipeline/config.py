@@ -25,6 +25,8 @@ DEFAULT_DIGEST_EVERY = 50
 DEFAULT_LEASE_STALE_SECONDS = 4.0
 MIN_LEASE_STALE_SECONDS = 3.0  # renewals every 1 s, S3 timestamps in whole seconds, and a safety margin
 DEFAULT_LEASE_TIMEOUT_SECONDS = 120.0
+# validate waits this long for the day's last raw parts to land (a sensor) before failing the run.
+DEFAULT_VALIDATE_WAIT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Config:
     lease_timeout_seconds: float = DEFAULT_LEASE_TIMEOUT_SECONDS
     digest_every: int = DEFAULT_DIGEST_EVERY  # steps between digest_trail events
     lease_holder: str = ""  # who holds the training lease: POD_NAME, else <hostname>-<pid>
+    validate_wait_seconds: float = DEFAULT_VALIDATE_WAIT_SECONDS  # the freshness sensor's timeout
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -104,6 +107,8 @@ class Config:
                                          _at_least(0.0), "a number of seconds"),
             digest_every=parsed("DIGEST_EVERY", str(DEFAULT_DIGEST_EVERY), _positive_int, "a positive integer"),
             lease_holder=env.get("POD_NAME", "").strip() or f"{socket.gethostname()}-{os.getpid()}",
+            validate_wait_seconds=parsed("VALIDATE_WAIT_SECONDS", str(DEFAULT_VALIDATE_WAIT_SECONDS),
+                                         _at_least(0.0), "a number of seconds"),
         )
 
     @property
@@ -125,6 +130,11 @@ class Config:
     def lease_key(self) -> str:
         """The training lease of the run, next to its checkpoints (see lease.py)."""
         return f"{self.run_prefix}/train.lease"
+
+    @property
+    def data_version(self) -> str:
+        """The version of the raw data a run reads: it is a pure function of (seed, date, hour)."""
+        return f"seed-{self.seed}"
 
     @property
     def model_key(self) -> str:

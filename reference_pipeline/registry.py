@@ -21,6 +21,10 @@ import json
 import time
 from dataclasses import asdict, dataclass
 
+from mlchaos_probe import events as probe
+from mlchaos_probe.crash_points import crash_point
+
+from . import broken
 from .config import Config
 from .s3 import Store
 
@@ -49,6 +53,7 @@ class Registry:
             version, created = int(json.loads(existing.body)["version"]), False
         else:
             version, created = self._claim(run_key)
+        crash_point("register.before-alias", run_id=self._config.run_id)
         self._move_latest(version)
         return version, created
 
@@ -78,6 +83,7 @@ class Registry:
                 if self._run_of(version) == c.run_id:
                     break  # our own write, whose answer was lost and retried: it is ours
                 version += 1  # another run took this number first
+        crash_point("register.between-version-and-run", run_id=c.run_id)
         if self._store.publish(run_key, json.dumps({"version": version}).encode()):
             return version, True
         # A concurrent attempt of this same run registered first: its version is the
@@ -102,15 +108,27 @@ class Registry:
         return json.dumps(asdict(record)).encode()
 
     def _move_latest(self, version: int) -> None:
-        """Compare-and-swap loop on the alias: re-read and retry when someone else moved it."""
+        """Compare-and-swap loop on the alias: re-read and retry when someone else moved it.
+
+        Every write attempt is reported as an ``alias_moved`` event (what was read, what was
+        written, whether it landed): the history ``registry-linearizable`` judges.
+        """
         key = f"{self._prefix}/aliases/latest.json"
         body = json.dumps({"version": version, "run_id": self._config.run_id}).encode()
+        unlocked = broken.ALIAS_WITHOUT_IFMATCH in self._config.broken
         while True:
             current = self._store.get(key)
             if current is None:
-                if self._store.put_if_absent(key, body):
-                    return
-            elif int(json.loads(current.body)["version"]) >= version:
-                return  # never move the alias backwards
-            elif self._store.put_if_match(key, body, current.etag):
+                from_version, expected = 0, ""
+                written = self._store._put(key, body) if unlocked else self._store.create(key, body)
+            else:
+                from_version, expected = int(json.loads(current.body)["version"]), current.etag
+                if from_version >= version:
+                    return  # never move the alias backwards
+                # The broken variant checked the version it read, then writes blind: another move may land between.
+                written = self._store._put(key, body) if unlocked else self._store.replace(key, body, expected)
+            probe.alias_moved(run_id=self._config.run_id, alias="latest", from_version=from_version,
+                              to_version=version, etag_expected=expected.strip('"'),
+                              etag_written=(written or "").strip('"'), ok=written is not None)
+            if written is not None:
                 return

@@ -124,6 +124,17 @@ class CheckpointRestored(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CheckpointRejected(Event):
+    """A restore skipped the checkpoint at ``manifest_key``: its state failed verification (``reason``)."""
+
+    KIND: ClassVar[str] = "checkpoint_rejected"
+    run_id: str
+    step: int
+    manifest_key: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class DigestTrail(Event):
     """The training state's digests after ``step`` (every N steps): where a resumed run
     departs from the uninterrupted one."""
@@ -143,6 +154,36 @@ class EnvironmentReported(Event):
     run_id: str
     fingerprint: str
     details: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentRefused(Event):
+    """Training refused to resume a checkpoint written under another environment (``differing``: the
+    fingerprint details that differ, comma-separated); the attempt then fails."""
+
+    KIND: ClassVar[str] = "environment_refused"
+    run_id: str
+    step: int
+    fingerprint: str
+    checkpoint_fingerprint: str
+    differing: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrashPointReached(Event):
+    """A process armed for a crash-point sweep reached ``point`` for the ``occurrence``-th time and
+    holds there ``pause_seconds``, so a kill can land inside the half-done write."""
+
+    KIND: ClassVar[str] = "crash_point"
+    run_id: str
+    point: str
+    occurrence: int
+    pause_seconds: float
+
+    @property
+    def armed(self) -> str:
+        """``<point>#<occurrence>``, as the harness arms it."""
+        return f"{self.point}#{self.occurrence}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,6 +237,55 @@ class ModelRegistered(Event):
     run_id: str
     version: int
     created: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class AliasMoved(Event):
+    """One attempt to move registry alias ``alias`` from ``from_version`` (0: absent) to ``to_version``,
+    conditioned on ``etag_expected`` (the ETag read before it); ``etag_written`` is the new object's ETag
+    ("" when refused), ``ok`` whether the write landed (registry-linearizable's history)."""
+
+    KIND: ClassVar[str] = "alias_moved"
+    run_id: str
+    alias: str
+    from_version: int
+    to_version: int
+    etag_expected: str
+    etag_written: str
+    ok: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputsRead(Event):
+    """A step read ``keys`` as its ``role`` input ("raw", "features", "holdout", "model") of partition
+    ``date`` and ``data_version`` ("" when the pipeline has none): the run's lineage, judged by the
+    ``lineage`` and ``no-training-on-partial-data`` checks."""
+
+    KIND: ClassVar[str] = "inputs_read"
+    run_id: str
+    step_name: str
+    role: str
+    date: str
+    data_version: str
+    keys: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", tuple(self.keys))  # JSON gives a list; keep the record hashable
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputsWaiting(Event):
+    """A sensor waits for inputs of ``date`` that have not landed yet (``missing`` names them)."""
+
+    KIND: ClassVar[str] = "inputs_waiting"
+    run_id: str
+    step_name: str
+    date: str
+    missing: tuple[str, ...] = ()
+    waited_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "missing", tuple(self.missing))
 
 
 # --- harness events ----------------------------------------------------------
@@ -253,6 +343,44 @@ class FaultHealed(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class GpuCapacitySampled(Event):
+    """Kubernetes' GPU scheduling state at ``ts`` (gpu-fragmentation family).
+
+    ``idle``: idle ``nvidia.com/gpu`` per schedulable Ready node, ``"node=n,..."``;
+    ``pending``: GPU requests of unscheduled pods, ``"pod=n,..."``; ``stranded``: idle
+    GPUs on nodes where no pending request fits (0 while nothing is pending);
+    ``preemptions``: pods the scheduler preempted in the run's namespace so far."""
+
+    KIND: ClassVar[str] = "gpu_capacity_sampled"
+    idle: str
+    pending: str
+    stranded: int
+    idle_total: int
+    preemptions: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class GpuPodScheduled(Event):
+    """A pod requesting ``gpus`` GPUs, created at ``created``, was bound to ``node`` at ``ts``
+    (its PodScheduled condition); ``labels`` as a selector ``"k=v,k=v"``."""
+
+    KIND: ClassVar[str] = "gpu_pod_scheduled"
+    node: str
+    gpus: int
+    created: float
+    labels: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class GpuPodCreated(Event):
+    """A pod requesting ``gpus`` GPUs was created at ``ts`` (first seen by the GPU sampler)."""
+
+    KIND: ClassVar[str] = "gpu_pod_created"
+    gpus: int
+    labels: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExperimentStarted(Event):
     KIND: ClassVar[str] = "experiment_started"
     experiment: str
@@ -286,13 +414,19 @@ EVENT_TYPES: dict[str, type[Event]] = {
         TrainStep,
         CheckpointSaved,
         CheckpointRestored,
+        CheckpointRejected,
         DigestTrail,
         EnvironmentReported,
+        EnvironmentRefused,
+        CrashPointReached,
         SigtermReceived,
         TrainingCompleted,
         ArtifactWritten,
         Evaluated,
         ModelRegistered,
+        InputsRead,
+        InputsWaiting,
+        AliasMoved,
         PodStarted,
         PodExited,
         JobFinished,
@@ -300,6 +434,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         FaultHealed,
         ExperimentStarted,
         ExperimentEnded,
+        GpuCapacitySampled,
+        GpuPodScheduled,
+        GpuPodCreated,
     )
 }
 

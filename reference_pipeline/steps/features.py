@@ -6,6 +6,9 @@ import uuid
 
 import numpy as np
 
+from mlchaos_probe import events as probe
+from mlchaos_probe.crash_points import crash_point
+
 from .. import broken, data
 from ..config import Config
 from ..errors import UserError
@@ -33,16 +36,25 @@ def run(ctx: Context) -> None:
         key = c.feature_key(shard)
         if ctx.store.put_if_absent(key, data.to_npz(shards[shard])):
             ctx.published("feature_partition", key, f"features/{c.date}/{shard:02d}")
+        crash_point("features.between-shards", run_id=c.run_id)
 
 
 def _raw_parts(ctx: Context) -> list[dict[str, np.ndarray]]:
+    """Every raw part of the day, reported as the run's ``raw`` inputs (``inputs_read``)."""
     c = ctx.config
-    parts = []
+    parts, read = [], []
     for hour in range(data.HOURS):
         obj = ctx.store.get(c.raw_key(hour))
         if obj is None:
+            if broken.ACCEPT_PARTIAL_DAY in c.broken:
+                continue  # the planted bug: build the day from whatever landed
             raise UserError(f"raw part {c.raw_key(hour)} is missing; run ingest and validate for {c.date} first")
         parts.append(data.from_npz(obj.body))
+        read.append(c.raw_key(hour))
+    if not parts:
+        raise UserError(f"no raw part of {c.date} exists; run ingest for that date first")
+    probe.inputs_read(run_id=c.run_id, step_name=ctx.step_name, role="raw", date=c.date,
+                      data_version=c.data_version, keys=read)
     return parts
 
 
@@ -60,10 +72,14 @@ def _shard_dir(c: Config, shard: int) -> str:
     return f"features/{c.pipeline}/date={c.date}/entity_shard={shard:02d}/"
 
 
-def load(ctx: Context) -> list[dict[str, np.ndarray]]:
-    """All shards of the day, in shard order (the order training and evaluation rely on)."""
+def load(ctx: Context, *, role: str = "features") -> list[dict[str, np.ndarray]]:
+    """All shards of the day, in shard order (the order training and evaluation rely on), reported as
+    the step's ``role`` inputs (``inputs_read``: train reads "features", evaluate the "holdout")."""
     c = ctx.config
     if broken.APPEND_FEATURES in c.broken:
+        probe.inputs_read(run_id=c.run_id, step_name=ctx.step_name, role=role, date=c.date,
+                          data_version=c.data_version,
+                          keys=[k for s in range(data.SHARDS) for k in ctx.store.list_keys(_shard_dir(c, s))])
         return [_load_parts(ctx, shard) for shard in range(data.SHARDS)]
     shards = []
     for shard in range(data.SHARDS):
@@ -71,6 +87,8 @@ def load(ctx: Context) -> list[dict[str, np.ndarray]]:
         if obj is None:
             raise UserError(f"feature shard {c.feature_key(shard)} is missing; run features for {c.date} first")
         shards.append(data.from_npz(obj.body))
+    probe.inputs_read(run_id=c.run_id, step_name=ctx.step_name, role=role, date=c.date,
+                      data_version=c.data_version, keys=[c.feature_key(s) for s in range(data.SHARDS)])
     return shards
 
 

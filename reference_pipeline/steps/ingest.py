@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mlchaos_probe.crash_points import crash_point
+
 from .. import data
 from .context import Context
 
@@ -19,3 +21,4 @@ def run(ctx: Context) -> None:
         # 412 means a concurrent run landed the same bytes first: fine, and not ours to report.
         if ctx.store.put_if_absent(key, data.to_npz(data.raw_part(c.seed, c.date, hour))):
             ctx.published("raw_part", key, f"raw/{c.date}/{hour:02d}")
+        crash_point("ingest.between-parts", run_id=c.run_id)

@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlchaos_probe import digest
+from mlchaos_probe import digest, environment
 from mlchaos_probe import events as probe
+from mlchaos_probe.crash_points import crash_point
 
-from .. import broken, data
+from .. import broken, data, numerics
 from ..checkpoint import Checkpointer, serialize
 from ..errors import Fenced, Terminated, UserError
 from ..lease import TrainingLease
@@ -48,8 +49,12 @@ def run(ctx: Context) -> None:
     if ctx.store.exists(c.model_key):
         ctx.skip("model already published")
         return
-    stop = _install_sigterm_flag()
+    # Before the determinism settings below: the same details the process reported as its environment.
+    env_fingerprint, env_details = environment.fingerprint()
+    env_record = {"fingerprint": env_fingerprint, "details": env_details}
+    stop = _install_sigterm_flag(ignore=broken.IGNORE_NOTICE in c.broken)
     device = _deterministic_device(c.device)
+    numerics.apply_matmul_precision()  # again: the CUDA determinism settings above reset it
     (train_x, train_y), _ = data.split(features.load(ctx))
     spec = SPECS[c.model_size]
     # Every RNG the checkpoint holds starts from SEED, so the state digests of two runs of a seed are equal
@@ -77,6 +82,8 @@ def run(ctx: Context) -> None:
         step = 0
         if broken.IGNORE_CHECKPOINT not in c.broken:
             restored = checkpoints.restore_latest()
+            if restored is not None and broken.NO_FINGERPRINT_CHECK not in c.broken:
+                _refuse_drift(restored.state, restored.step, env_record, run_id=c.run_id, lease=lease)
             if restored is not None:
                 step = _load_state(restored.state, model, optimizer, scheduler, c.train_steps, batches_per_epoch)
                 # Digests of the live objects after loading: what training actually continues from.
@@ -97,7 +104,7 @@ def run(ctx: Context) -> None:
                 # Between steps: the state is exactly "step steps done", so nothing is lost.
                 probe.sigterm_received(run_id=c.run_id, step=step)
                 _save(checkpoints, model, optimizer, scheduler, step, c.train_steps, batches_per_epoch,
-                      reason="sigterm", background=False)
+                      reason="sigterm", background=False, env=env_record)
                 lease.check()
                 lease.release()  # after the manifest: a waiting attempt restores this checkpoint
                 raise Terminated(f"SIGTERM at step {step}; checkpoint saved")
@@ -116,7 +123,7 @@ def run(ctx: Context) -> None:
             ctx.metrics.step_done(step)
             if step % c.checkpoint_every == 0:
                 _save(checkpoints, model, optimizer, scheduler, step, c.train_steps, batches_per_epoch,
-                      reason="periodic", background=True)
+                      reason="periodic", background=True, env=env_record)
             if step % c.digest_every == 0:
                 probe.digest_trail(run_id=c.run_id, step=step,
                                    components=_components(model, optimizer, scheduler, digest.rng_snapshot(), step,
@@ -131,6 +138,7 @@ def run(ctx: Context) -> None:
         lease.ensure_held()
         if ctx.store.publish(c.model_key, buffer.getvalue()):  # 412: an earlier attempt published it
             ctx.published("model", c.model_key, f"model/{c.run_id}")
+        crash_point("train.model-published", run_id=c.run_id)
         lease.release()
     except (Terminated, Fenced):
         raise  # released after the SIGTERM checkpoint; a lost lease is not ours to release
@@ -140,12 +148,14 @@ def run(ctx: Context) -> None:
     probe.training_completed(run_id=c.run_id, step=step, params_sha256=params_sha256)
 
 
-def _install_sigterm_flag() -> threading.Event:
-    """SIGTERM only sets a flag; the loop stops between two steps, after saving."""
+def _install_sigterm_flag(*, ignore: bool = False) -> threading.Event:
+    """SIGTERM only sets a flag; the loop stops between two steps, after saving.
+    ``ignore`` (broken variant ignore-notice): SIGTERM does nothing; only SIGKILL ends training."""
     stop = threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        if not ignore:
+            stop.set()
 
     signal.signal(signal.SIGTERM, handler)
     return stop
@@ -168,17 +178,39 @@ def _deterministic_device(name: str) -> torch.device:
 
 
 def _save(checkpoints: Checkpointer, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-          step: int, total_steps: int, batches_per_epoch: int, *, reason: str, background: bool) -> None:
-    """Snapshot the state after ``step`` steps, digest exactly that snapshot, and hand both to ``checkpoints``."""
+          step: int, total_steps: int, batches_per_epoch: int, *, reason: str, background: bool,
+          env: dict[str, Any] | None = None) -> None:
+    """Snapshot the state after ``step`` steps, digest exactly that snapshot, and hand both to ``checkpoints``.
+    ``env``: the environment fingerprint record the state is written under (kept in it as ``environment``)."""
     started = time.perf_counter()
     rng = digest.rng_snapshot()
     state = _state(model, optimizer, scheduler, step, total_steps, batches_per_epoch, rng)
+    if env is not None:
+        state["environment"] = env
     payload = serialize(state)
     # Before training goes on: the digested tensors are the ones just serialized, not yet changed.
     components = digest.state_digests(model=model, optimizer=state["optimizer"], scheduler=state["scheduler"],
                                       rng=rng, data_position=state["data"])
     checkpoints.save(step, payload, reason=reason, serialize_seconds=time.perf_counter() - started,
                      background=background, components=components)
+
+
+def _refuse_drift(state: dict[str, Any], step: int, env: dict[str, Any], *, run_id: str,
+                  lease: TrainingLease) -> None:
+    """Raise ``UserError`` (after an ``environment_refused`` event, with the lease released: nothing was
+    written) when the checkpoint was written under another environment fingerprint than ``env``. A
+    checkpoint without a recorded environment (written before fingerprints were kept) is accepted."""
+    saved = state.get("environment")
+    if not isinstance(saved, dict) or saved.get("fingerprint") in (None, env["fingerprint"]):
+        return
+    before, now = dict(saved.get("details") or {}), dict(env["details"])
+    differing = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    probe.environment_refused(run_id=run_id, step=step, fingerprint=env["fingerprint"],
+                              checkpoint_fingerprint=str(saved["fingerprint"]), differing=",".join(differing))
+    lease.release()
+    changes = "; ".join(f"{k}: {before.get(k, '(unset)')} -> {now.get(k, '(unset)')}" for k in differing)
+    raise UserError(f"refusing to resume the checkpoint of step {step}: it was written under another environment "
+                    f"({changes}); run the image and settings it was written under, or start a new RUN_ID")
 
 
 def _components(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, rng: dict[str, object],
