@@ -43,8 +43,9 @@ def collector() -> Collector:
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluster]:
     """One embedded cluster (two nodes of 3 pods) shared by the session's cluster tests."""
     state = tmp_path_factory.mktemp("embedded-state")
-    with EmbeddedCluster(undo=UndoLog(state / "undo"), nodes={"node-a": NodeShape(pods=3),
-                                                               "node-b": NodeShape(pods=3)}) as cluster:
+    # 8 advertised nvidia.com/gpu per node: GPU scheduling tests (gpu-fragmentation) need them.
+    with EmbeddedCluster(undo=UndoLog(state / "undo"), nodes={"node-a": NodeShape(pods=3, gpus=8),
+                                                               "node-b": NodeShape(pods=3, gpus=8)}) as cluster:
         yield cluster
     assert UndoLog(state / "undo").pending() == [], "the embedded cluster left undo records behind"
 

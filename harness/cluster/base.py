@@ -31,6 +31,27 @@ class DrainBlocked(HarnessError):
     """A drain could not evict every pod: a PodDisruptionBudget kept refusing."""
 
 
+class NodeControlUnsupported(HarnessError):
+    """The backend cannot stop, start or re-image a node: the harness does not run the cluster's nodes
+    (kind, an existing cluster). Only the embedded cluster's process nodes can."""
+
+
+class NodeProcesses(Protocol):
+    """What runs a cluster's nodes, where the harness runs them (the embedded cluster's node agents).
+
+    ``stop_agent`` makes a node disappear as a terminated instance does (its kubelet stops, what still
+    runs there ends); ``start_agent`` brings it back (re-registering the node); ``set_image_env`` makes
+    containers started on ``node`` from now on see ``env`` on top of the node's image env (an
+    environment-drift fault: a new image digest, other library settings), None restores the image's own.
+    """
+
+    def stop_agent(self, name: str) -> None: ...
+
+    def start_agent(self, name: str) -> None: ...
+
+    def set_image_env(self, name: str, env: Mapping[str, str] | None) -> None: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class JobSpec:
     """A ``batch/v1`` Job with one pod at a time (parallelism 1, completions 1).
@@ -55,7 +76,8 @@ class JobSpec:
     cpu_limit: str = ""
     memory_limit: str = ""
     metrics_port: int | None = None
-    gpus: int = 0  # nvidia.com/gpu to request (a cluster with the NVIDIA device plugin; process nodes have none)
+    gpus: int = 0  # nvidia.com/gpu to request (NVIDIA device plugin; process nodes advertise it, no real GPU)
+    node_selector: Mapping[str, str] = field(default_factory=dict)  # added to the cluster's own (pins a pod)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,4 +161,37 @@ class Cluster(Protocol):
 
     def delete_job(self, name: str) -> None:
         """Delete the Job and its pods (their grace periods honoured); blocks until its pods are gone."""
+        ...
+
+    def annotate_pod(self, name: str, annotations: Mapping[str, str | None]) -> dict[str, str]:
+        """Set (a value) or remove (None) annotations of pod ``name``; returns its annotations after the
+        change (an empty mapping changes nothing and reads them). The fault-control channel to a node
+        (:mod:`harness.cluster.fault_control`) is made of these. HarnessError when the pod is gone."""
+        ...
+
+    # --- node lifecycle (spot-preemption, environment-drift) -------------------------
+
+    def taint(self, node: str, *, key: str, value: str = "", effect: str = "NoSchedule") -> None:
+        """Add taint ``key=value:effect`` to ``node`` (undo record first); a taint already there is left as is
+        and not removed later (not this run's)."""
+        ...
+
+    def untaint(self, node: str, *, key: str) -> None:
+        """Remove taint ``key`` this run added to ``node``; nothing when it added none (idempotent)."""
+        ...
+
+    def stop_node(self, node: str) -> None:
+        """Make ``node`` disappear: its node agent stops and what still runs there ends.
+        NodeControlUnsupported where the harness does not run the nodes (kind, existing)."""
+        ...
+
+    def start_node(self, node: str) -> None:
+        """Bring back a node :meth:`stop_node` stopped and wait until it is Ready (idempotent).
+        NodeControlUnsupported where the harness does not run the nodes."""
+        ...
+
+    def set_image_env(self, node: str, env: Mapping[str, str] | None) -> None:
+        """Containers started on ``node`` from now on see ``env`` over the image's env (None: the image's
+        own again). NodeControlUnsupported where the harness does not run the nodes: there a changed image
+        tag on the retried pod would carry the change."""
         ...

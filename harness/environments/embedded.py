@@ -27,7 +27,8 @@ from harness.undo import UndoLog, default_undo_log
 
 __all__ = ["BACKFILL_PODS", "MOTO_CREDENTIALS", "NODES", "EmbeddedStack", "embedded_environment", "embedded_stack"]
 
-NODES = {"node-a": NodeShape(pods=2), "node-b": NodeShape(pods=2)}
+GPUS_PER_NODE = 8  # advertised nvidia.com/gpu: the scheduler accounts them, no real GPU behind them
+NODES = {"node-a": NodeShape(pods=2, gpus=GPUS_PER_NODE), "node-b": NodeShape(pods=2, gpus=GPUS_PER_NODE)}
 BACKFILL_PODS = 1  # a ResourceQuota on backfill pods: a backfill storm queues instead of taking every slot
 
 MOTO_CREDENTIALS = {
@@ -95,7 +96,7 @@ def embedded_environment(
             s3_env.update(MOTO_CREDENTIALS)
         cluster = stack.enter_context(KubernetesCluster(
             kubeconfig=services.kubeconfig, namespace=f"mlchaos-{run}", run=run, undo=undo, flavor="embedded",
-            backfill_pods=BACKFILL_PODS))
+            backfill_pods=BACKFILL_PODS, node_processes=services.cluster))
         yield Environment(
             cluster=cluster,
             s3_env=s3_env,

@@ -26,6 +26,7 @@ from kubernetes import client, config
 
 from harness import lifecycle
 from harness.cluster.embedded.control_plane import ControlPlane, ControlPlaneInfo
+from harness.cluster.embedded.node_agent.env import write_image_overrides
 from harness.cluster.kube.objects import name_of
 from harness.errors import HarnessError, ServiceError
 from harness.services._common import log_tail
@@ -161,6 +162,13 @@ class EmbeddedCluster:
         proc = self._agents.get(name)
         if proc is not None:
             lifecycle.stop(proc, grace=_AGENT_STOP_GRACE_SECONDS)
+
+    def set_image_env(self, name: str, env: Mapping[str, str] | None) -> None:
+        """Containers started on node ``name`` from now on see ``env`` over the image's env (None: the
+        image's own again): what a node running another image digest would give them."""
+        if name not in self._nodes:
+            raise HarnessError(f"no node named {name!r} in this cluster; nodes: {sorted(self._nodes)}")
+        write_image_overrides(self.workdir, name, env)
 
     def _wait_nodes_ready(self) -> None:
         api = client.CoreV1Api(config.new_client_from_config(config_file=str(self.kubeconfig)))

@@ -30,7 +30,9 @@ from harness.cluster.base import (
     EventSink,
     JobSpec,
     JobStatus,
+    NodeControlUnsupported,
     NodeInfo,
+    NodeProcesses,
     PodInfo,
 )
 from harness.cluster.kube import undo_kinds
@@ -85,6 +87,7 @@ class KubernetesCluster:
         node_selector: Mapping[str, str] | None = None,
         tolerations: Sequence[Toleration] = (),
         priority_classes: Mapping[str, str] | None = None,
+        node_processes: NodeProcesses | None = None,
     ) -> None:
         self._kubeconfig = Path(kubeconfig)
         self._context = context
@@ -108,6 +111,9 @@ class KubernetesCluster:
         self._collector = PodEventCollector(core=self._core, batch=self._batch, namespace=namespace,
                                             serialize=api_client.sanitize_for_serialization)
         self._cordons: dict[str, str] = {}  # node -> undo record id
+        self._annotations: dict[tuple[str, str], str] = {}  # (pod, annotation) this run set -> undo record id
+        self._taints: dict[tuple[str, str], str] = {}  # (node, key) -> undo record id
+        self._node_processes = node_processes  # None: the harness does not run the nodes (kind, existing)
         self._eviction_version = ""
         self._allow_cluster_scoped = allow_cluster_scoped
         self._allow_node_faults = allow_node_faults
@@ -160,6 +166,20 @@ class KubernetesCluster:
     @property
     def namespace(self) -> str:
         return self._namespace
+
+    @property
+    def api_client(self) -> client.ApiClient:
+        """The client this backend talks through (read-only observers such as the GPU sampler share it)."""
+        api_client: client.ApiClient = self._client
+        return api_client
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self._kubeconfig
+
+    @property
+    def context(self) -> str | None:
+        return self._context
 
     def _create_namespace(self) -> None:
         record = undo_kinds.add_namespace_record(self._undo, kubeconfig=self._kubeconfig, context=self._context,
@@ -270,6 +290,57 @@ class KubernetesCluster:
         self._patch_node(node, {"spec": {"unschedulable": False},
                                 "metadata": {"annotations": {CORDONED_BY_ANNOTATION: None}}})
         self._undo.remove(record)
+
+    def taint(self, node: str, *, key: str, value: str = "", effect: str = "NoSchedule") -> None:
+        current = self._node_for_fault(node)
+        if (node, key) in self._taints:
+            return
+        taints = list((current.spec and current.spec.taints) or [])
+        if any(t.key == key for t in taints):
+            return  # set by someone else (a real termination handler): not ours to remove later
+        self._taints[(node, key)] = undo_kinds.add_taint_record(
+            self._undo, kubeconfig=self._kubeconfig, context=self._context, node=node, key=key,
+            ephemeral=self._flavor == "embedded").id
+        taints.append(client.V1Taint(key=key, value=value or None, effect=effect))
+        self._set_taints(node, taints)
+
+    def untaint(self, node: str, *, key: str) -> None:
+        record = self._taints.pop((node, key), None)
+        if record is None:
+            return  # this run did not taint it
+        current = self._node_for_fault(node)
+        self._set_taints(node, [t for t in ((current.spec and current.spec.taints) or []) if t.key != key])
+        self._undo.remove(record)
+
+    def _set_taints(self, node: str, taints: list[client.V1Taint]) -> None:
+        # spec.taints has no merge key: a patch replaces the whole list, so send all of it.
+        self._patch_node(node, {"spec": {"taints": [self._client.sanitize_for_serialization(t) for t in taints]}})
+
+    def _processes(self, node: str, what: str) -> NodeProcesses:
+        if self._node_processes is None:
+            raise NodeControlUnsupported(
+                f"cannot {what} node {node} on a {self._flavor} cluster: the harness does not run its nodes "
+                "(only the embedded cluster's process nodes can be stopped, started or re-imaged)")
+        return self._node_processes
+
+    def stop_node(self, node: str) -> None:
+        processes = self._processes(node, "stop")
+        self._node_for_fault(node)
+        processes.stop_agent(node)
+
+    def start_node(self, node: str) -> None:
+        processes = self._processes(node, "start")
+        processes.start_agent(node)
+        deadline = time.monotonic() + 60.0
+        while not any(n.name == node and n.ready for n in self.nodes()):
+            if time.monotonic() > deadline:
+                raise HarnessError(f"node {node} was restarted but is not Ready after 60 s")
+            time.sleep(0.2)
+
+    def set_image_env(self, node: str, env: Mapping[str, str] | None) -> None:
+        processes = self._processes(node, "re-image")
+        self._node_for_fault(node)
+        processes.set_image_env(node, env)
 
     def _node_for_fault(self, node: str) -> client.V1Node:
         """The node, once it is known that this run may cordon or drain it."""
@@ -408,6 +479,33 @@ class KubernetesCluster:
                 self._core.delete_namespaced_pod(name_of(pod), self._namespace)
             grace = pod.spec.termination_grace_period_seconds if pod.spec else None
             self._wait_gone(name_of(pod), timeout=(grace or 30) + 30)
+
+    def annotate_pod(self, name: str, annotations: Mapping[str, str | None]) -> dict[str, str]:
+        """Each annotation this run sets is recorded for ``heal`` before it is set, and forgotten once removed."""
+        for key, value in annotations.items():
+            if value is not None and (name, key) not in self._annotations:
+                self._annotations[(name, key)] = undo_kinds.add_pod_annotation_record(
+                    self._undo, kubeconfig=self._kubeconfig, context=self._context, namespace=self._namespace,
+                    pod=name, key=key, ephemeral=self._flavor == "embedded").id
+        try:
+            if annotations:
+                pod = self._core.patch_namespaced_pod(name, self._namespace,
+                                                      {"metadata": {"annotations": dict(annotations)}})
+            else:
+                pod = self._core.read_namespaced_pod(name, self._namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                self._forget_annotations(name, list(annotations))  # a gone pod keeps nothing to undo
+                raise HarnessError(f"no pod named {name!r} in namespace {self._namespace}") from None
+            raise
+        self._forget_annotations(name, [k for k, v in annotations.items() if v is None])
+        return dict(meta(pod).annotations or {})
+
+    def _forget_annotations(self, pod: str, keys: Sequence[str]) -> None:
+        for key in keys:
+            record = self._annotations.pop((pod, key), None)
+            if record is not None:
+                self._undo.remove(record)
 
     def _wait_gone(self, name: str, *, timeout: float) -> None:
         if not self._collector.wait(lambda: self._collector.pod_gone(name), timeout=timeout):

@@ -98,8 +98,8 @@ def job_manifest(spec: JobSpec, *, namespace: str, image: str, node_selector: Ma
     }
     if spec.priority_class:
         pod_spec["priorityClassName"] = spec.priority_class
-    if node_selector:
-        pod_spec["nodeSelector"] = dict(node_selector)
+    if node_selector or spec.node_selector:
+        pod_spec["nodeSelector"] = {**(node_selector or {}), **spec.node_selector}
     if tolerations:
         pod_spec["tolerations"] = list(tolerations)
     labels = {**MANAGED_LABELS, **spec.labels}

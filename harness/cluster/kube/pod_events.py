@@ -313,6 +313,10 @@ class PodEventCollector:
                         self._line(line, attempt, sink)
                 if buffer:
                     self._line(buffer, attempt, sink)
+            except urllib3.exceptions.HTTPError as exc:
+                # The node serving the log went away mid-stream (a stopped node agent, a preempted node): what
+                # arrived is kept; reading it again from the start would repeat those events.
+                log.warning("the log of %s attempt %d ended early: %s", attempt.pod, attempt.restart, exc)
             finally:
                 response.release_conn()
             return

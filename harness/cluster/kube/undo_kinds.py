@@ -17,7 +17,8 @@ from harness.cluster.kube.manifests import CORDONED_BY_ANNOTATION
 from harness.errors import HarnessError
 from harness.undo import UndoLog, UndoRecord, register_kind
 
-__all__ = ["add_cordon_record", "add_namespace_record", "add_priority_class_record"]
+__all__ = ["add_cordon_record", "add_jobs_record", "add_namespace_record", "add_priority_class_record",
+           "add_taint_record"]
 
 
 def add_cordon_record(undo: UndoLog, *, kubeconfig: Path, context: str | None, node: str,
@@ -25,6 +26,13 @@ def add_cordon_record(undo: UndoLog, *, kubeconfig: Path, context: str | None, n
     """``ephemeral``: the cluster lives only as long as the harness run (the embedded one)."""
     return undo.add(kind="k8s-cordon", description=f"cordon of node {node}",
                     extra={"kubeconfig": str(kubeconfig), "context": context or "", "node": node,
+                           "ephemeral": "1" if ephemeral else ""})
+
+
+def add_taint_record(undo: UndoLog, *, kubeconfig: Path, context: str | None, node: str, key: str,
+                     ephemeral: bool) -> UndoRecord:
+    return undo.add(kind="k8s-taint", description=f"taint {key} of node {node}",
+                    extra={"kubeconfig": str(kubeconfig), "context": context or "", "node": node, "key": key,
                            "ephemeral": "1" if ephemeral else ""})
 
 
@@ -40,6 +48,22 @@ def add_priority_class_record(undo: UndoLog, *, kubeconfig: Path, context: str |
     return undo.add(kind="k8s-priority-class", description=f"PriorityClass {name}",
                     extra={"kubeconfig": str(kubeconfig), "context": context or "", "name": name,
                            "ephemeral": "1" if ephemeral else ""})
+
+
+def add_jobs_record(undo: UndoLog, *, kubeconfig: Path, context: str | None, namespace: str, selector: str,
+                    description: str, ephemeral: bool) -> UndoRecord:
+    """Jobs (and their pods) in ``namespace`` matching the label ``selector``, to delete (a fault's fillers)."""
+    return undo.add(kind="k8s-jobs", description=description,
+                    extra={"kubeconfig": str(kubeconfig), "context": context or "", "namespace": namespace,
+                           "selector": selector, "ephemeral": "1" if ephemeral else ""})
+
+
+def add_pod_annotation_record(undo: UndoLog, *, kubeconfig: Path, context: str | None, namespace: str, pod: str,
+                              key: str, ephemeral: bool) -> UndoRecord:
+    """An annotation set on a pod (a fault-control annotation: heal removes it, and the node restores the pod)."""
+    return undo.add(kind="k8s-pod-annotation", description=f"annotation {key} of pod {namespace}/{pod}",
+                    extra={"kubeconfig": str(kubeconfig), "context": context or "", "namespace": namespace,
+                           "pod": pod, "key": key, "ephemeral": "1" if ephemeral else ""})
 
 
 def _api(record: UndoRecord) -> client.ApiClient | None:
@@ -85,6 +109,19 @@ def _heal_cordon(record: UndoRecord) -> str:
                  act=lambda api: client.CoreV1Api(api).patch_node(node, body, _request_timeout=5))
 
 
+def _heal_taint(record: UndoRecord) -> str:
+    node, key = record.extra["node"], record.extra["key"]
+
+    def act(api: client.ApiClient) -> None:
+        core = client.CoreV1Api(api)
+        current = core.read_node(node, _request_timeout=5)
+        taints = [t for t in ((current.spec and current.spec.taints) or []) if t.key != key]
+        core.patch_node(node, {"spec": {"taints": [api.sanitize_for_serialization(t) for t in taints]}},
+                        _request_timeout=5)
+
+    return _undo(record, what=f"node {node}", done=f"removed taint {key} from node {node}", act=act)
+
+
 def _heal_namespace(record: UndoRecord) -> str:
     namespace = record.extra["namespace"]
     return _undo(record, what=f"namespace {namespace}", done=f"deleted namespace {namespace}",
@@ -98,6 +135,25 @@ def _heal_priority_class(record: UndoRecord) -> str:
                  act=lambda api: client.SchedulingV1Api(api).delete_priority_class(name, _request_timeout=5))
 
 
+def _heal_jobs(record: UndoRecord) -> str:
+    namespace, selector = record.extra["namespace"], record.extra["selector"]
+
+    def delete(api: client.ApiClient) -> None:
+        client.BatchV1Api(api).delete_collection_namespaced_job(
+            namespace, label_selector=selector, propagation_policy="Background", _request_timeout=5)
+        client.CoreV1Api(api).delete_collection_namespaced_pod(namespace, label_selector=selector, _request_timeout=5)
+
+    return _undo(record, what=f"jobs {selector} in {namespace}", done=f"deleted jobs {selector} in {namespace}",
+                 act=delete)
+
+
+def _heal_pod_annotation(record: UndoRecord) -> str:
+    namespace, pod, key = record.extra["namespace"], record.extra["pod"], record.extra["key"]
+    body = {"metadata": {"annotations": {key: None}}}
+    return _undo(record, what=f"pod {namespace}/{pod}", done=f"removed annotation {key} of pod {namespace}/{pod}",
+                 act=lambda api: client.CoreV1Api(api).patch_namespaced_pod(pod, namespace, body, _request_timeout=5))
+
+
 def _raise_unless_gone(record: UndoRecord, exc: Exception) -> None:
     error = _unreachable(record, exc)
     if error is not None:
@@ -105,5 +161,8 @@ def _raise_unless_gone(record: UndoRecord, exc: Exception) -> None:
 
 
 register_kind("k8s-cordon", _heal_cordon)
+register_kind("k8s-taint", _heal_taint)
 register_kind("k8s-namespace", _heal_namespace)
 register_kind("k8s-priority-class", _heal_priority_class)
+register_kind("k8s-pod-annotation", _heal_pod_annotation)
+register_kind("k8s-jobs", _heal_jobs)

@@ -27,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from harness import lifecycle
 from harness.cluster.embedded.node_agent.cpu_limits import CpuLimits
 from harness.cluster.embedded.node_agent.log_server import LogServer
+from harness.cluster.embedded.node_agent.pod_cgroups import PodCgroups
 from harness.cluster.embedded.node_agent.pod_worker import PodDict, PodWorker
 from harness.cluster.kube.objects import as_body, meta
 from harness.undo import UndoLog
@@ -72,6 +73,8 @@ class NodeAgent:
         self._pod_cwd = Path(pod_cwd)
         self._undo = undo
         self._cpu_limits = CpuLimits(undo=undo, name=f"ml-chaos-{os.getpid()}-{node.name}")
+        # Each container attempt's own memory and CPU cgroups: memory limits, OOM kills, resource faults.
+        self._pod_cgroups = PodCgroups(undo=undo, name=f"ml-chaos-{os.getpid()}-{node.name}-pod")
         self._workers: dict[str, PodWorker] = {}  # by uid
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -99,6 +102,11 @@ class NodeAgent:
             worker.shutdown(grace_cap=SHUTDOWN_GRACE_CAP_SECONDS)
         for worker in workers:
             worker.finished.wait(SHUTDOWN_GRACE_CAP_SECONDS + 5)
+        # A worker that did not finish in time leaves its attempt's cgroups: kill what runs there and remove
+        # them, before the CPU-limit groups they live under.
+        stuck = self._pod_cgroups.close()
+        if stuck:
+            log.warning("cgroups still busy, left to heal: %s", ", ".join(stuck))
         self._cpu_limits.close()
         self._logs.stop()
 
@@ -242,7 +250,7 @@ class NodeAgent:
                     pod=pod, node=self.node.name, workdir=self._workdir, pod_cwd=self._pod_cwd, undo=self._undo,
                     cpu_limits=self._cpu_limits, patch_status=self._patch_pod_status,
                     patch_metadata=self._patch_pod_metadata, remove=self._remove_pod,
-                    allocate_port=lifecycle.free_port,
+                    allocate_port=lifecycle.free_port, pod_cgroups=self._pod_cgroups,
                 )
                 self._workers[uid] = worker
                 worker.start()

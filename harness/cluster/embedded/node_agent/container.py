@@ -17,6 +17,7 @@ from pathlib import Path
 
 from harness import lifecycle
 from harness.cluster.embedded.node_agent.cpu_limits import CpuLimits
+from harness.cluster.embedded.node_agent.pod_cgroups import AttemptCgroups
 from harness.undo import UndoLog
 
 __all__ = ["ContainerProcess", "nice_for_request"]
@@ -45,6 +46,7 @@ class ContainerProcess:
         cpu_limits: CpuLimits,
         cpu_limit: float | None,
         cpu_request: float | None,
+        cgroups: AttemptCgroups | None = None,
     ) -> None:
         self.logfile = logfile
         self.started_at = time.time()
@@ -55,7 +57,10 @@ class ContainerProcess:
         nice = nice_for_request(cpu_request)
         if nice:
             command = ("nice", "-n", str(nice), *command)  # nice execs: pid and argv stay the container's
-        if cpu_limit is not None:
+        self.cgroups = cgroups  # the attempt's own cgroups (its CPU-limit group is their parent), if any
+        if cgroups is not None:
+            command = cgroups.wrap(command)
+        elif cpu_limit is not None:
             command = cpu_limits.wrap(command, cores=cpu_limit)
         logfile.parent.mkdir(parents=True, exist_ok=True)
         with open(logfile, "ab") as out:

@@ -37,6 +37,10 @@ class CpuLimits:
             return command
         return ("sh", "-c", 'echo $$ > "$0" && exec "$@"', str(group / "cgroup.procs"), *command)
 
+    def group(self, *, cores: float) -> Path | None:
+        """The cgroup capping pods at ``cores`` (made on first use); None when unavailable."""
+        return self._group(max(1, round(cores * 1000)))
+
     def close(self) -> None:
         """Remove the cgroups (their pods must have exited). Idempotent."""
         with self._lock:

@@ -21,8 +21,11 @@ from typing import Any
 
 from harness.cluster.embedded.node_agent.container import ContainerProcess
 from harness.cluster.embedded.node_agent.cpu_limits import CpuLimits
-from harness.cluster.embedded.node_agent.env import container_env
-from harness.cluster.embedded.node_agent.quantity import cpu_cores
+from harness.cluster.embedded.node_agent.env import container_env, image_overrides
+from harness.cluster.embedded.node_agent.pod_cgroups import PodCgroups
+from harness.cluster.embedded.node_agent.quantity import cpu_cores, memory_bytes
+from harness.cluster.embedded.node_agent.resource_faults import ResourceFaults
+from harness.cluster.fault_control import FAULT_STATUS_ANNOTATION
 from harness.errors import HarnessError
 from harness.undo import UndoLog
 
@@ -72,6 +75,7 @@ class PodWorker:
         patch_metadata: StatusPatch,
         remove: Remove,
         allocate_port: Callable[[], int],
+        pod_cgroups: PodCgroups | None = None,
     ) -> None:
         meta = pod["metadata"]
         self.namespace: str = meta["namespace"]
@@ -85,6 +89,8 @@ class PodWorker:
         self._pod_cwd = pod_cwd
         self._undo = undo
         self._cpu_limits = cpu_limits
+        self._pod_cgroups = pod_cgroups
+        self._faults = ResourceFaults(undo=undo, description=f"pod {meta['namespace']}/{meta['name']} on {node}")
         self._patch_status = patch_status
         self._patch_metadata = patch_metadata
         self._remove = remove
@@ -106,7 +112,20 @@ class PodWorker:
     def update(self, pod: PodDict) -> None:
         with self._cond:
             self._pod = pod
+            container = self._container
             self._cond.notify_all()
+        self._apply_faults(pod, container)
+
+    def _apply_faults(self, pod: PodDict, container: ContainerProcess | None) -> None:
+        """Act on the fault-control annotations (harness.cluster.fault_control) and answer in the pod's status
+        annotation, so the fault knows whether it acted."""
+        status = self._faults.apply(pod["metadata"].get("annotations") or {}, container)
+        if status:
+            try:
+                self._patch_metadata(self.namespace, self.name,
+                                     {"metadata": {"annotations": {FAULT_STATUS_ANNOTATION: status}}})
+            except Exception as exc:  # the pod may be going; the fault then times out waiting for the answer
+                log.debug("pod %s/%s: fault status not reported: %s", self.namespace, self.name, exc)
 
     def gone(self) -> None:
         """The pod object was removed (a forced delete that skipped our finalizer, or a lost agent)."""
@@ -250,10 +269,17 @@ class PodWorker:
         limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
         logfile = (self._workdir / "pods" / f"{self.namespace}_{self.name}_{self.uid}" / container["name"]
                    / f"{self._restarts}.log")
+        cgroups = None
         try:
             if not argv:
                 raise HarnessError("the container has no command: process nodes do not run images' entrypoints")
-            env = container_env(self._pod, container)
+            if self._pod_cgroups is not None:
+                cpu_parent = self._cpu_limits.group(cores=cpu_cores(limits["cpu"])) if "cpu" in limits else None
+                cgroups = self._pod_cgroups.for_attempt(
+                    label=f"pod {self.namespace}/{self.name} attempt {self._restarts}",
+                    memory_limit=memory_bytes(limits["memory"]) if "memory" in limits else None,
+                    cpu_parent=cpu_parent)
+            env = container_env(self._pod, container, image_overrides(self._workdir, self._node))
             if not any(item.get("name") == "TMPDIR" for item in container.get("env") or []):
                 scratch = self._scratch_dir()
                 scratch.mkdir(parents=True, exist_ok=True)
@@ -264,8 +290,11 @@ class PodWorker:
                 cpu_limits=self._cpu_limits,
                 cpu_limit=cpu_cores(limits["cpu"]) if "cpu" in limits else None,
                 cpu_request=cpu_cores(requests["cpu"]) if "cpu" in requests else None,
+                cgroups=cgroups,
             )
         except (OSError, HarnessError) as exc:
+            if cgroups is not None:
+                cgroups.remove()  # made for an attempt that never ran: nothing else would remove them
             logfile.parent.mkdir(parents=True, exist_ok=True)
             with open(logfile, "a", encoding="utf-8") as out:
                 out.write(f"cannot start {argv}: {exc}\n")
@@ -275,6 +304,7 @@ class PodWorker:
             self._container = process
             self._attempt_logs.append(logfile)
         self._report_running(process)
+        self._apply_faults(self._pod, process)  # annotations set before this attempt started apply to it too
         return True
 
     # --- status ----------------------------------------------------------------
@@ -320,9 +350,11 @@ class PodWorker:
 
     def _terminated(self, process: ContainerProcess) -> PodDict:
         code = process.exit_code if process.exit_code is not None else 137
+        # As a kubelet: a container the kernel's OOM killer ended (its memory cgroup counted the kill) is OOMKilled.
+        oom = not process.running and self._faults.settle(process)
         return {"terminated": {
             "exitCode": code,
-            "reason": "Completed" if code == 0 else "Error",
+            "reason": "OOMKilled" if oom else ("Completed" if code == 0 else "Error"),
             "startedAt": _iso(process.started_at),
             "finishedAt": _iso(process.finished_at or time.time()),
             "containerID": f"process://{process.pid}",
@@ -364,6 +396,11 @@ class PodWorker:
         """Report the final state (a deleted pod of any restart policy ends Failed unless it
         completed), then remove the object as a kubelet does once its containers are gone."""
         process = self._container
+        if process is not None and process.running:
+            process.kill(grace_seconds=0)
+        if process is not None:
+            # Its cgroups go with it, before the pod object does: a pod gone from the API has left nothing behind.
+            self._faults.settle(process)
         if not self._gone:
             if process is not None and exit_code is not None:
                 self._report_terminated(process, phase="Succeeded" if exit_code == 0 else "Failed")
@@ -375,8 +412,6 @@ class PodWorker:
                 self._remove(self.namespace, self.name, self.uid)
             except Exception as exc:
                 log.debug("pod %s/%s: not removed: %s", self.namespace, self.name, exc)
-        if process is not None and process.running:
-            process.kill(grace_seconds=0)
         log.info("pod %s/%s %s", self.namespace, self.name, "gone from the API" if self._gone else "removed")
 
 
