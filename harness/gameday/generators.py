@@ -127,13 +127,21 @@ def phases(*inners: Generator) -> Generator:
 
 def groups_of(kind: str, step: str) -> tuple[str, ...]:
     """The exclusion groups a fault of ``kind`` aimed at ``step`` holds (as its Fault's plan would):
-    one proxy fault on the S3 link at a time, one drain at a time (the cluster must keep a node to
-    reschedule on), one backfill storm, one delete per step's pod."""
+    one proxy fault on the S3 link at a time, one node fault at a time, drain or spot preemption (the
+    cluster must keep a node to reschedule on; both hold ``node:<name>`` in their plans, but the node is
+    only known when they fire), one run-launching fault at a time, backfill storm or registry race (both
+    launch ``backfill-<date>`` runs over the days before the run's date, in the run's bucket, so two would
+    launch the same run ids), one checkpoint corruption at a time (its plan holds
+    ``checkpoint:<state key>``), and one fault per step's pod for the rest, the corruption included (it
+    kills the training pod, as a delete does)."""
     return {
         "network-delay": ("proxy:s3",),
         "storage-throttle": ("proxy:s3",),
         "node-drain": ("node",),
+        "spot-preemption": ("node",),
         "backfill-storm": ("backfill",),
+        "registry-race": ("backfill",),
+        "checkpoint-corruption": ("checkpoint", f"pod:{step}"),
     }.get(kind, (f"pod:{step}",))
 
 

@@ -143,10 +143,12 @@ def _schedule(options: GameDayOptions, gameday: GameDayFile, workload: Workload)
 
 
 def _refuse_unsafe(schedule: Schedule, cluster: ClusterOptions) -> None:
-    drains = any(f.kind == "node-drain" for r in schedule.runs for f in r.faults)
-    if drains and cluster.kind == "existing" and not cluster.allow_node_faults:
-        raise HarnessError(f"the schedule drains nodes, and node faults are not allowed on context {cluster.context}; "
-                           "pass --allow-node-faults (with --node-selector) or use a game-day file without node-drain")
+    # A spot preemption taints, cordons and evicts as a drain does (it stops no node outside the embedded cluster).
+    node_kinds = sorted({f.kind for r in schedule.runs for f in r.faults} & {"node-drain", "spot-preemption"})
+    if node_kinds and cluster.kind == "existing" and not cluster.allow_node_faults:
+        raise HarnessError(f"the schedule drains or preempts nodes, and node faults are not allowed on context "
+                           f"{cluster.context}; pass --allow-node-faults (with --node-selector) or use a game-day "
+                           f"file without {' or '.join(node_kinds)}")
 
 
 def _events(folder: Path) -> list[Event]:

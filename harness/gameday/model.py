@@ -31,8 +31,11 @@ DEFAULT_STEP_SECONDS = (0.2, 2.0)
 """When a fault is aimed at a step other than training: how long after its pod started, by default. Short:
 the reference pipeline's other steps live 1-10 s, and a kill must land while the step still runs."""
 
-FAULT_KINDS = ("pod-delete", "node-drain", "network-delay", "storage-throttle", "backfill-storm")
-"""The fault families a game-day catalogue may name."""
+FAULT_KINDS = ("pod-delete", "node-drain", "network-delay", "storage-throttle", "backfill-storm",
+               "spot-preemption", "checkpoint-corruption", "registry-race")
+"""The fault families a game-day catalogue may name. The last three are not in the default catalogue:
+a team adds them to its own game-day file (README, "Game days", for what they need and which default
+checks they affect)."""
 
 
 # --- the plan (a game-day file) ----------------------------------------------

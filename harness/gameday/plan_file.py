@@ -16,6 +16,7 @@ from harness.checks.registry import CheckSpec
 from harness.checks.slo import SloSpec, parse_slos
 from harness.errors import ExperimentError
 from harness.experiment.loader import parse_checks, parse_pipeline
+from harness.faults.checkpoint_corruption import MODES as CORRUPTION_MODES
 from harness.gameday.model import (
     DEFAULT_STEP_SECONDS,
     FAULT_KINDS,
@@ -53,7 +54,21 @@ _PARAMS: Mapping[str, frozenset[str]] = {
     "network-delay": frozenset({"latency_ms", "jitter_ms"}),
     "storage-throttle": frozenset({"bandwidth_bytes_per_s", "slowdown_share"}),
     "backfill-storm": frozenset({"days", "concurrency", "train_steps"}),
+    # Not in the default catalogue: a team adds these to its own file (see model.FAULT_KINDS).
+    "spot-preemption": frozenset({"notice_seconds"}),
+    "checkpoint-corruption": frozenset({"mode", "grace_period_seconds"}),
+    "registry-race": frozenset({"racers", "train_steps"}),
 }
+# Kinds that launch runs or set a link fault once: aimed at the one step they start at.
+_ONE_STEP = ("network-delay", "storage-throttle", "backfill-storm", "registry-race")
+# Kinds that hold what only their heal gives back (a stopped node): an instant entry would leave it held until
+# the run ends while the schedule thinks it over, so another node fault could be drawn beside it.
+_MUST_LAST = ("spot-preemption",)
+# Kinds healed only when their run ends: a corruption healed at a training step could be healed before the
+# replacement attempt restores (the night counts training steps over every attempt, the killed one's too).
+_HEAL_AT_RUN_END = ("checkpoint-corruption",)
+# Parameters that take one of a few words: (kind, parameter) -> the words.
+_WORDS: Mapping[tuple[str, str], tuple[str, ...]] = {("checkpoint-corruption", "mode"): CORRUPTION_MODES}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,7 +93,8 @@ def load_gameday(path: Path | None, *, workload: Workload) -> GameDayFile:
     if train_steps < 1:
         raise ExperimentError(f"{where}: train_steps must be a positive integer")
     step_order = tuple(s.name for s in workload.steps)
-    catalogue = (tuple(_entry(where, item, i, step_order) for i, item in enumerate(_list(where, raw, "faults")))
+    catalogue = (tuple(_entry(where, item, i, step_order, train_step=workload.train_step)
+                       for i, item in enumerate(_list(where, raw, "faults")))
                  if "faults" in raw else default_catalogue(workload))
     names = [e.name for e in catalogue]
     if len(set(names)) != len(names):
@@ -165,7 +181,7 @@ def _list(where: Path, raw: Mapping[str, Any], key: str) -> list[Any]:
     return value
 
 
-def _entry(where: Path, item: Any, index: int, steps: tuple[str, ...]) -> CatalogueEntry:
+def _entry(where: Path, item: Any, index: int, steps: tuple[str, ...], *, train_step: str) -> CatalogueEntry:
     at = f"{where}: faults[{index}]"
     if not isinstance(item, dict):
         raise ExperimentError(f"{at}: each fault is a mapping with name, kind, weight, steps, params")
@@ -182,8 +198,6 @@ def _entry(where: Path, item: Any, index: int, steps: tuple[str, ...]) -> Catalo
     if not isinstance(aimed, dict) or any(s not in steps for s in aimed):
         raise ExperimentError(f"{at}: steps must name the pipeline's steps ({', '.join(steps)}), "
                               "as a list or a mapping to weights")
-    if kind in ("network-delay", "storage-throttle", "backfill-storm") and len(aimed) > 1:
-        raise ExperimentError(f"{at}: a {kind} is aimed at one step (when it starts); name one")
     params = item.get("params", {})
     if not isinstance(params, dict):
         raise ExperimentError(f"{at}: params must be a mapping of parameter -> value, [choices] or {{low, high}}")
@@ -191,13 +205,39 @@ def _entry(where: Path, item: Any, index: int, steps: tuple[str, ...]) -> Catalo
     if odd:
         raise ExperimentError(f"{at}: {kind} has no parameter(s) {', '.join(map(str, odd))}; "
                               f"it takes {', '.join(sorted(_PARAMS[str(kind)]))}")
+    ranges = {str(k): _range(f"{at}: params.{k}", v) for k, v in params.items()}
+    hold_steps = _pair(at, item, "hold_steps", (0, 0), integer=True)
+    _check_kind(at, str(kind), aimed=set(aimed), train_step=train_step, ranges=ranges, hold_steps=hold_steps)
     return CatalogueEntry(
         name=name, kind=str(kind), weight=_float(at, item, "weight", 1.0),
         steps={str(k): _weight(at, v) for k, v in aimed.items()},
-        params={str(k): _range(f"{at}: params.{k}", v) for k, v in params.items()},
-        hold_steps=_pair(at, item, "hold_steps", (0, 0), integer=True),  # type: ignore[arg-type]
+        params=ranges,
+        hold_steps=hold_steps,  # type: ignore[arg-type]
         seconds=_pair(at, item, "seconds", DEFAULT_STEP_SECONDS, integer=False),
     )
+
+
+def _check_kind(at: str, kind: str, *, aimed: set[str], train_step: str, ranges: Mapping[str, ParamRange],
+                hold_steps: tuple[float, float]) -> None:
+    """What one kind allows beyond its parameter names: where it is aimed, its words, its hold."""
+    if kind in _ONE_STEP and len(aimed) > 1:
+        raise ExperimentError(f"{at}: a {kind} is aimed at one step (when it starts); name one")
+    # The corruption kills the training pod to make it restore: fired at another step it finds none to kill.
+    if kind == "checkpoint-corruption" and aimed - {train_step}:
+        raise ExperimentError(f"{at}: a checkpoint-corruption is aimed at the training step ({train_step}); "
+                              "name no other step")
+    for param, spec in ranges.items():
+        words = _WORDS.get((kind, param))
+        if words is not None and (not spec.choices or set(map(str, spec.choices)) - set(words)):
+            raise ExperimentError(f"{at}: params.{param} of a {kind} is one of {', '.join(words)} "
+                                  "(a value or a list of them)")
+    # low >= 1: a hold of 0 steps from step 0 (aimed before training) would read as INSTANT.
+    if kind in _MUST_LAST and hold_steps != (HEAL_AT_END, HEAL_AT_END) and hold_steps[0] < 1:
+        raise ExperimentError(f'{at}: a {kind} lasts until healed (its node is restarted then); give hold_steps '
+                              '[low, high] with low >= 1, or "end"')
+    if kind in _HEAL_AT_RUN_END and hold_steps != (0, 0):
+        raise ExperimentError(f"{at}: a {kind} is healed when its run ends (healed at a training step, it could "
+                              "be gone before the replacement restores); give it no hold_steps")
 
 
 def _range(at: str, value: Any) -> ParamRange:

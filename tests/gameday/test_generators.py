@@ -183,3 +183,51 @@ def test_the_default_night_mixes_kinds_and_aims_beyond_training() -> None:
     assert {f.kind for f in faults} >= {"pod-delete", "network-delay", "storage-throttle", "node-drain"}
     assert any(f.at.step != "train" for f in faults)
     assert any(len(r.faults) >= 2 for r in schedule.runs)
+
+
+# --- the kinds a team adds: node faults and run-launching faults exclude each other ---------------------
+
+_LOOSE = Constraints(min_gap_steps=20, max_active=4, quiet_start_steps=0, max_faults_per_run=6)
+
+
+def _overlaps_between(schedule: Schedule, one: str, other: str) -> int:
+    """How many pairs of a ``one`` fault and an ``other`` fault of one run are active at once."""
+    count = 0
+    for run in schedule.runs:
+        for f, g in itertools.permutations(run.faults, 2):
+            if f.kind == one and g.kind == other:
+                a, b = interval(f, STEPS, "train"), interval(g, STEPS, "train")
+                count += a[0] <= b[1] and b[0] <= a[1]
+    return count
+
+
+def _pair_plan(one: str, other: str) -> GameDayPlan:
+    """Two long-lasting kinds, drawn equally often, with room for four faults at once."""
+    entries = tuple(CatalogueEntry(name=kind, kind=kind, hold_steps=(60, 200)) for kind in (one, other))
+    return replace(_plan(), catalogue=entries, constraints=_LOOSE)
+
+
+@pytest.mark.parametrize(("one", "other"), [("spot-preemption", "node-drain"),
+                                            ("registry-race", "backfill-storm")])
+def test_faults_that_share_a_group_are_never_active_together(one: str, other: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = _pair_plan(one, other)
+    schedule = draw_schedule(plan, seed=4, duration_seconds=3000)
+    assert any({one, other} <= {f.kind for f in r.faults} for r in schedule.runs)  # both drawn into one run
+    assert _overlaps_between(schedule, one, other) == 0
+    # The same plan with the two kinds in groups of their own overlaps them: the assertion above can fail.
+    from harness.gameday import generators
+    own = generators.groups_of
+    monkeypatch.setattr(generators, "groups_of", lambda kind, step: (kind,) if kind == one else own(kind, step))
+    assert _overlaps_between(draw_schedule(plan, seed=4, duration_seconds=3000), one, other) > 0
+
+
+@pytest.mark.parametrize(("kind", "groups"), [
+    ("spot-preemption", ("node",)),  # as node-drain: the cluster keeps a node to reschedule on
+    ("registry-race", ("backfill",)),  # as backfill-storm: both launch backfill-<date> runs before the run's date
+    ("checkpoint-corruption", ("checkpoint", "pod:train")),  # one at a time; it kills training as a delete does
+])
+def test_the_added_kinds_hold_the_groups_of_what_they_share(kind: str, groups: tuple[str, ...]) -> None:
+    from harness.gameday.generators import groups_of
+
+    assert groups_of(kind, "train") == groups

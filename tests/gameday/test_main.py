@@ -76,6 +76,17 @@ def test_drains_on_a_cluster_that_does_not_allow_node_faults(tmp_path: Path) -> 
 
 
 @pytest.mark.usefixtures("no_cluster")
+def test_spot_preemptions_on_a_cluster_that_does_not_allow_node_faults(tmp_path: Path) -> None:
+    """A spot preemption taints, cordons and evicts as a drain does: refused there just the same."""
+    spot = tmp_path / "spot.yaml"
+    spot.write_text("constraints: {quiet_start_steps: 0}\n"
+                    "faults: [{kind: spot-preemption, hold_steps: [60, 120], params: {notice_seconds: 15}}]\n")
+    cluster = ClusterOptions(kind="existing", context="staging")
+    _refused(_options(tmp_path, cluster=cluster, gameday_file=spot, duration_seconds=600),
+             "use a game-day file without spot-preemption", tmp_path)
+
+
+@pytest.mark.usefixtures("no_cluster")
 def test_an_unreachable_results_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # an s3:// night is written under ./reports/gamedays first
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")

@@ -102,3 +102,64 @@ def test_the_nightly_file_is_the_default_game_day_written_out() -> None:
     assert written.checks == default.checks
     assert written.slos == default.slos
     assert written.settings == default.settings
+
+
+ADDED_KINDS = """
+faults:
+  - name: spot
+    kind: spot-preemption
+    hold_steps: [60, 120]
+    params: {notice_seconds: [15, 30]}
+  - name: corrupt
+    kind: checkpoint-corruption
+    steps: [train]
+    params: {mode: [flip, truncate], grace_period_seconds: 0}
+  - name: race
+    kind: registry-race
+    weight: 0.5
+    hold_steps: end
+    params: {racers: {low: 2, high: 4, integer: true}, train_steps: 10}
+"""
+
+
+def test_a_file_may_add_the_kinds_the_default_night_leaves_out(tmp_path: Path) -> None:
+    spot, corrupt, race = load_gameday(_write(tmp_path, ADDED_KINDS), workload=reference_workload()).plan.catalogue
+    assert (spot.kind, spot.hold_steps) == ("spot-preemption", (60, 120))
+    assert spot.params == {"notice_seconds": ParamRange(choices=(15, 30))}
+    assert dict(corrupt.steps) == {"train": 1.0}
+    assert corrupt.params == {"mode": ParamRange(choices=("flip", "truncate")),
+                              "grace_period_seconds": ParamRange(choices=(0,))}
+    assert (race.kind, race.weight, race.hold_steps) == ("registry-race", 0.5, (HEAL_AT_END, HEAL_AT_END))
+    assert race.params == {"racers": ParamRange(low=2, high=4, integer=True), "train_steps": ParamRange(choices=(10,))}
+
+
+@pytest.mark.parametrize(("fault", "message"), [
+    ("{kind: spot-preemption, hold_steps: [5, 9], params: {grace_period_seconds: 30}}",
+     "spot-preemption has no parameter(s) grace_period_seconds; it takes notice_seconds"),
+    ("{kind: checkpoint-corruption, params: {flips: 3}}",
+     "checkpoint-corruption has no parameter(s) flips; it takes grace_period_seconds, mode"),
+    ("{kind: registry-race, params: {days: 3}}",
+     "registry-race has no parameter(s) days; it takes racers, train_steps"),
+    ("{kind: checkpoint-corruption, params: {mode: [flip, shred]}}",
+     "params.mode of a checkpoint-corruption is one of truncate, flip"),
+    ("{kind: checkpoint-corruption, params: {mode: {low: 0, high: 1}}}",
+     "params.mode of a checkpoint-corruption is one of truncate, flip"),
+    ("{kind: checkpoint-corruption, steps: [train, register]}",
+     "a checkpoint-corruption is aimed at the training step (train); name no other step"),
+    ("{kind: registry-race, steps: [train, evaluate]}", "a registry-race is aimed at one step"),
+    ("{kind: spot-preemption}", "a spot-preemption lasts until healed"),
+    ("{kind: checkpoint-corruption, hold_steps: [60, 90]}", "is healed when its run ends"),
+    ("{kind: checkpoint-corruption, hold_steps: end}", "give it no hold_steps"),
+    ("{kind: spot-preemption, hold_steps: [0, 40]}", "with low >= 1"),
+])
+def test_the_added_kinds_get_one_line_errors(tmp_path: Path, fault: str, message: str) -> None:
+    with pytest.raises(ExperimentError) as raised:
+        load_gameday(_write(tmp_path, f"faults: [{fault}]"), workload=reference_workload())
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_spot_preemption_may_last_until_the_run_ends(tmp_path: Path) -> None:
+    [spot] = load_gameday(_write(tmp_path, "faults: [{kind: spot-preemption, hold_steps: end}]"),
+                          workload=reference_workload()).plan.catalogue
+    assert spot.hold_steps == (HEAL_AT_END, HEAL_AT_END)
