@@ -77,6 +77,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_heal(args: argparse.Namespace) -> int:
     import harness.cluster.kind  # ... and to delete a kind cluster a killed run created
     import harness.cluster.kube.undo_kinds  # teaches heal to undo cordons and namespaces
+    import harness.faults.late_data  # ... and to put back raw parts a late-data fault hid
+    import harness.services.object_versions  # ... and to take back object versions a fault wrote
     import harness.services.proxy.undo_kind  # noqa: F401  # ... and to clear a standalone proxy's faults
 
     done = heal(default_undo_log())

@@ -75,7 +75,8 @@ class ActiveExperiment:
         self.chaos_seed: int = settings.seed if chaos_seed is None else chaos_seed
         self.faults = FaultRecorder(sink=history.append, experiment=name, context=FaultContext(
             cluster=env.cluster, seed=self.chaos_seed, run_labels={"run": run_id}, train_step=workload.train_step,
-            proxies=env.proxies, undo=default_undo_log(), launch_backfill=self.launch_backfill))
+            proxies=env.proxies, undo=default_undo_log(), launch_backfill=self.launch_backfill,
+            s3_url=env.s3_direct_url, bucket=bucket))
 
     def interrupt(self, reason: str) -> None:
         """Stop the experiment now: waits in activities raise, pipeline runs and backfills are cancelled.
@@ -88,14 +89,17 @@ class ActiveExperiment:
         self.cancel_runs()
         self.heal()
 
-    def start_pipeline_run(self, *, kind: str, name: str = MAIN, date: str | None = None) -> PipelineRun:
+    def start_pipeline_run(self, *, kind: str, name: str = MAIN, date: str | None = None,
+                           settings: PipelineSettings | None = None) -> PipelineRun:
         """Start a named pipeline run. The run named ``main`` gets the experiment's run id and is
-        the one the checks judge; others get ``<run id>-<name>``. ``date`` overrides the experiment's."""
+        the one the checks judge; others get ``<run id>-<name>``. ``date`` overrides the experiment's,
+        ``settings`` all of them (a fault that arms the run, such as the crash-point sweep)."""
         with self._lock:
             if name in self.pipeline_runs:
                 raise HarnessError(f"experiment {self.name!r} already has a pipeline run named {name!r}")
             run_id = self.run_id if name == MAIN else f"{self.run_id}-{name}"
-            settings = self.settings if date is None else replace(self.settings, date=date)
+            settings = settings or self.settings
+            settings = settings if date is None else replace(settings, date=date)
             run = PipelineRun(
                 cluster=self.env.cluster,
                 sink=self.history.append,

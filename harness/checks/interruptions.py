@@ -1,8 +1,8 @@
 """What each fault did to training, read from the history alone.
 
-For every injected fault this finds the training attempt it hit (if any), the
-latest complete checkpoint that existed when that attempt ended, what the next
-attempt restored, how many steps were lost and how long training took to make
+For every injected fault this finds the training attempt it hit (if any; an attempt that completed
+training, before or after the fault, is not one), the latest complete checkpoint that existed when that
+attempt ended, what the next attempt restored, how many steps were lost and how long training took to make
 progress again. Both the resume check and the report use these figures.
 """
 
@@ -21,6 +21,7 @@ from harness.history.events import (
     PodExited,
     PodStarted,
     SigtermReceived,
+    TrainingCompleted,
     TrainingStarted,
     TrainStep,
     of_type,
@@ -75,7 +76,10 @@ def _outcome(fault: FaultInjected, events: Sequence[Event], healed_at: float | N
     attempt = hit[-1].attempt if hit else None
     started = [e for e in of_type(list(events), TrainingStarted) if e.pod == pod and e.attempt == attempt]
     exits = [e for e in of_type(list(events), PodExited) if e.pod == pod and e.attempt == attempt]
-    if not started or not exits:
+    # An attempt that completed training lost none, whether the fault came while it was publishing or
+    # during its last step (a SIGTERM lets it finish and report).
+    trained_out = any(e.pod == pod and e.attempt == attempt for e in of_type(list(events), TrainingCompleted))
+    if not started or not exits or trained_out:
         return FaultOutcome(
             fault=fault.fault, fault_id=fault.fault_id, target=fault.target, injected_at=fault.ts,
             healed_at=healed_at, clock=clock.describe(), grace_period_seconds=fault.grace_period_seconds,

@@ -34,12 +34,17 @@ COMPONENT_ORDER = ("parameters", "optimizer", "scheduler", "rng_torch", "rng_cud
 
 def check_resume(
     events: Sequence[Event], *, run_id: str, reference: ReferenceRun | None, inventory: Inventory | None = None,
-    weight: float = 1.0, require_interruption: bool = True,
+    weight: float = 1.0, require_interruption: bool = True, allow_inflight_checkpoint: bool = False,
 ) -> CheckResult:
     """Judge ``run_id``'s training against the contract above. Without a fault that interrupted training
     the verdict is ``unknown`` when ``require_interruption`` (an experiment meant to interrupt training did
     not); otherwise (a game day's runs, where many faults miss training by design) the run is judged on
-    its end alone: bit-identical to the uninterrupted run."""
+    its end alone: bit-identical to the uninterrupted run.
+
+    After a SIGKILL at most one checkpoint interval may be lost. With ``allow_inflight_checkpoint`` (an
+    experiment that kills in the middle of a checkpoint upload on purpose), when the checkpoint last due
+    before the kill never completed, the steps trained while it was being written are allowed too (at
+    most interval + the steps since it was due); the restore must still be of the latest complete one."""
     history = list(events)
     outcomes = [o for o in fault_outcomes(history) if o.hit_training]
     verdicts: list[Verdict] = []
@@ -49,7 +54,7 @@ def check_resume(
         evidence.append("no fault interrupted training in this history, so resumption was not exercised")
     stored = {v.key for v in inventory.versions} if inventory is not None else None
     for outcome in outcomes:
-        verdict, line = _judge(outcome, stored)
+        verdict, line = _judge(outcome, stored, allow_inflight_checkpoint=allow_inflight_checkpoint)
         component_verdict, component_line = _judge_components(outcome, history)
         verdicts += [verdict, component_verdict]
         evidence.append(line + (f"; {component_line}" if component_line else ""))
@@ -59,7 +64,8 @@ def check_resume(
     return CheckResult(name=NAME, verdict=worst(verdicts), evidence=tuple(evidence), weight=weight)
 
 
-def _judge(o: FaultOutcome, stored: set[str] | None) -> tuple[Verdict, str]:
+def _judge(o: FaultOutcome, stored: set[str] | None, *, allow_inflight_checkpoint: bool = False
+           ) -> tuple[Verdict, str]:
     how = "graceful: checkpoint saved after SIGTERM" if o.graceful else (
         "SIGKILL" if o.exit_code == 137 else "stopped without a checkpoint after SIGTERM")
     head = f"{o.fault} {o.target} (exit {o.exit_code}, {how})"
@@ -79,17 +85,23 @@ def _judge(o: FaultOutcome, stored: set[str] | None) -> tuple[Verdict, str]:
         return "fail", (f"{head}: it was told to stop at step {o.sigterm_step} with a grace period and saved no "
                         f"checkpoint before exiting; {lost} steps lost")
     allowed = 0 if o.graceful else (o.checkpoint_every or 0)
+    inflight = ""
+    every, last = o.checkpoint_every or 0, o.last_step_before or 0
+    due = last // every * every if every else 0
+    if allow_inflight_checkpoint and not o.graceful and due and (o.latest_checkpoint or 0) < due:
+        allowed = every + last - due
+        inflight = f"; the checkpoint of step {due} was still being written when the attempt was killed"
     if lost > allowed:
         return "fail", (
             f"{head}: {lost} steps lost (last step {o.last_step_before}, restored {o.restored_step}); "
-            f"at most {allowed} allowed"
+            f"at most {allowed} allowed{inflight}"
         )
     recovery = ("never made progress" if o.recovery_seconds is None
                 else f"first new step after {o.recovery_seconds:.2f}s")
     verdict: Verdict = "pass" if o.recovery_seconds is not None else "fail"
     return verdict, (
         f"{head}: {o.resumed_pod} restored step {o.restored_step} (latest complete), "
-        f"{lost} steps lost (allowed {allowed}), {recovery} ({o.clock})"
+        f"{lost} steps lost (allowed {allowed}{inflight}), {recovery} ({o.clock})"
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import lifecycle, runtime
+from harness.checks.checkpoint_integrity import NAME as CHECKPOINT_INTEGRITY
 from harness.checks.interruptions import fault_outcomes
 from harness.checks.registry import evaluate
 from harness.checks.resume import NAME as RESUME
@@ -74,7 +75,7 @@ class ExperimentSession:
 
     def begin(self) -> runtime.ActiveExperiment:
         self._started = time.time()
-        if any(c.name == RESUME for c in self.spec.checks):
+        if any(c.name in (RESUME, CHECKPOINT_INTEGRITY) for c in self.spec.checks):  # they compare with it
             try:
                 if self.env.s3_direct_url:
                     # The workload contract: a run's bucket exists (and is versioned) before its steps start.

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from harness.errors import HarnessError
 from harness.faults.role import FaultContext, Heal, Target
+from harness.workload.backfill import BackfillOptions
 
 __all__ = ["BACKFILL_STORM", "BackfillStorm", "BackfillStormParams", "NAME"]
 
@@ -27,10 +28,13 @@ class BackfillStormParams:
     dates: tuple[str, ...]
     concurrency: int = 2
     train_steps: int = 40
+    publish_share: float = 0.0  # the share of dates let finish through evaluate and register when stopped
 
     def __post_init__(self) -> None:
         if not self.dates or self.concurrency < 1 or self.train_steps < 1:
             raise ValueError("a backfill needs at least one date, and concurrency and train_steps each >= 1")
+        if not 0.0 <= self.publish_share <= 1.0:
+            raise ValueError(f"publish_share must be between 0 and 1, got {self.publish_share}")
 
 
 class BackfillStorm:
@@ -41,12 +45,16 @@ class BackfillStorm:
             raise HarnessError("this experiment cannot launch backfills: its fault context has no backfill launcher")
         return Target(name=params.name, excludes=(f"backfill:{params.name}",),
                       detail=f"backfill of {len(params.dates)} dates ({params.dates[0]} to {params.dates[-1]}), "
-                             f"{params.concurrency} at a time, {params.train_steps} training steps each")
+                             f"{params.concurrency} at a time, {params.train_steps} training steps each"
+                             + (f", {params.publish_share:.0%} of them let finish through register"
+                                if params.publish_share else ""))
 
     def inject(self, ctx: FaultContext, params: BackfillStormParams, target: Target) -> Heal:
         assert ctx.launch_backfill is not None  # plan checked it
         backfill = ctx.launch_backfill(name=params.name, dates=params.dates, concurrency=params.concurrency,
                                        train_steps=params.train_steps)
+        if params.publish_share:
+            backfill.configure(BackfillOptions(publish_share=params.publish_share))
         backfill.start()
 
         def heal() -> str:

@@ -46,7 +46,7 @@ class FaultRecorder:
         unless it raised :class:`FaultNotCleared`: then its record stays for ``mlchaos heal``."""
         fault_id = f"{fault.name}-{next(self._ids)}"
         seed = derive_seed(self.context.seed, self._experiment, fault_id)
-        ctx = replace(self.context, seed=seed)
+        ctx = replace(self.context, seed=seed, sink=self._sink)  # observers a fault runs write to the history
         target = fault.plan(ctx, params)
         with self._lock:
             self._refuse_conflicts(fault.name, fault_id, target)

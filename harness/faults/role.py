@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from harness.cluster.base import Cluster
+from harness.cluster.base import Cluster, EventSink
 from harness.errors import HarnessError
 from harness.services.proxy import ProxyControl
 from harness.undo import UndoLog, UndoRecord
@@ -94,7 +94,8 @@ class FaultContext:
     ``seed`` is the run's chaos seed in the experiment's context, and the fault's own
     seed (:func:`derive_seed`) in the context a fault is given. ``run_labels`` are
     labels every pod a fault hits must carry (the judged run's), ``train_step`` the
-    workload's training step, which an empty selector picks.
+    workload's training step, which an empty selector picks. ``s3_url``/``bucket``: where the
+    pipeline's objects are ("" when the environment gives no direct S3 endpoint).
     """
 
     cluster: Cluster
@@ -104,6 +105,9 @@ class FaultContext:
     proxies: Mapping[str, ProxyControl] = field(default_factory=dict)
     undo: UndoLog | None = None
     launch_backfill: BackfillLauncher | None = None
+    sink: EventSink | None = None  # the history, for observers a fault runs (the GPU sampler); set by the recorder
+    s3_url: str = ""  # the object store without any fault proxy, for faults that act on stored objects
+    bucket: str = ""  # the judged run's bucket there
 
     def pod_labels(self, selector: Mapping[str, str]) -> dict[str, str]:
         """Labels of the pods ``selector`` picks; an empty selector picks the training step's pods."""

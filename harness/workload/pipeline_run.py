@@ -53,7 +53,11 @@ def step_env(
     if last:
         env["METRICS_LINGER_SECONDS"] = METRICS_LINGER_SECONDS
     if gpus:
-        env["DEVICE"] = "cuda"
+        # A DEVICE the run's settings chose wins: process nodes advertise GPUs without having any.
+        env.setdefault("DEVICE", "cuda")
+    if settings.crash_points:  # arms mlchaos_probe.crash_points for a crash-point sweep
+        env["MLCHAOS_CRASH_POINTS"] = settings.crash_points
+        env["MLCHAOS_CRASH_PAUSE_SECONDS"] = f"{settings.crash_pause_seconds:g}"
     return env
 
 

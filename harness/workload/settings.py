@@ -32,6 +32,8 @@ class PipelineSettings:
     termination_grace_period_seconds: int = 30
     step_timeout_seconds: float = 600.0
     gpus: int = 0  # >0: the training step requests nvidia.com/gpu and gets DEVICE=cuda
+    crash_points: str = ""  # "<point>#<n>,...": crash points armed for a crash-point sweep (mlchaos_probe.crash_points)
+    crash_pause_seconds: float = 3.0  # how long an armed crash point holds
     params: Mapping[str, SettingValue] = field(default_factory=dict)
 
     def with_params(self, **values: SettingValue) -> PipelineSettings:

@@ -247,3 +247,58 @@ def test_a_checkpoint_at_a_local_path_is_named_lost_even_without_an_inventory():
     result = check_resume(h.end(), run_id=RUN, reference=ReferenceRun(params_sha256=SHA), inventory=None)
     assert result.verdict == "fail"
     assert any("/tmp/pod-0/ckpt/25" in line and "lost with the pod" in line for line in result.evidence)
+
+
+def _killed_while_the_step_30_checkpoint_was_uploading(lost_beyond: int) -> list[Event]:
+    """Checkpoints every 10; the one due at step 30 never completed; SIGKILL at 30 + ``lost_beyond``."""
+    h = TrainingHistory(checkpoint_every=10)
+    h.start_attempt(restore=None).train(1, 29).train(30, 30 + lost_beyond, checkpoints=False)
+    h.kill(grace=0, exit_code=137).exited(137)
+    h.start_attempt(restore=20).train(21, 100).complete()
+    return h.end()
+
+
+def test_a_kill_during_a_checkpoint_upload_may_lose_it_only_where_the_experiment_allows():
+    events = _killed_while_the_step_30_checkpoint_was_uploading(lost_beyond=3)  # 13 steps lost > 10
+    assert verdict(events).verdict == "fail"
+    allowed = check_resume(events, run_id=RUN, reference=reference(), allow_inflight_checkpoint=True)
+    assert allowed.verdict == "pass", allowed.evidence
+    assert any("checkpoint of step 30 was still being written" in line for line in allowed.evidence)
+
+
+def test_the_inflight_allowance_never_covers_a_checkpoint_missing_for_longer():
+    h = TrainingHistory(checkpoint_every=10)
+    # The checkpoints of 20 and 30 never completed: 25 steps lost is more than interval + steps since 30.
+    h.start_attempt(restore=None).train(1, 10).train(11, 35, checkpoints=False).kill(grace=0, exit_code=137)
+    h.exited(137).start_attempt(restore=10).train(11, 100).complete()
+    assert check_resume(h.end(), run_id=RUN, reference=reference(), allow_inflight_checkpoint=True).verdict == "fail"
+
+
+def test_a_kill_after_training_completed_is_not_an_interruption_of_training():
+    h = TrainingHistory(checkpoint_every=10)
+    h.start_attempt(restore=None).train(1, 100)
+    h.events.append(TrainingCompleted(ts=h._tick(), run_id=RUN, step=100, params_sha256=SHA, pod=h.pod, job=JOB,
+                                      attempt=h.attempt))
+    h.kill(grace=30, exit_code=0).exited(0)  # killed while publishing; the next attempt skips training
+    [outcome] = fault_outcomes(h.end())
+    assert not outcome.hit_training
+
+
+def test_a_sigterm_in_the_last_step_that_lets_training_complete_is_not_an_interruption():
+    h = TrainingHistory(checkpoint_every=10)
+    h.start_attempt(restore=None).train(1, 100)
+    h.kill(grace=30, exit_code=0)  # the SIGTERM came first; the attempt still finished and reported it
+    h.events.append(TrainingCompleted(ts=h._tick(), run_id=RUN, step=100, params_sha256=SHA, pod=h.pod, job=JOB,
+                                      attempt=h.attempt))
+    h.exited(0)
+    [outcome] = fault_outcomes(h.end())
+    assert not outcome.hit_training
+
+
+def test_an_attempt_killed_mid_training_is_still_an_interruption():
+    h = TrainingHistory(checkpoint_every=10)
+    h.start_attempt(restore=None).train(1, 50)
+    h.kill(grace=0, exit_code=137).exited(137)
+    h.start_attempt(restore=50).train(51, 100).complete()
+    [outcome] = fault_outcomes(h.end())
+    assert outcome.hit_training

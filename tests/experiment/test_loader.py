@@ -20,7 +20,8 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_the_shipped_pod_delete_experiment_is_valid():
     spec = load_experiment(POD_DELETE)
     assert spec.name == "pod-delete"
-    assert [c.name for c in spec.checks] == ["zero-duplicate-artifacts", "resume-from-checkpoint", "steady-state"]
+    assert [c.name for c in spec.checks] == ["zero-duplicate-artifacts", "resume-from-checkpoint", "lineage",
+                                            "quality-gate", "steady-state"]
     assert [s.name for s in spec.slos] == ["training-stall", "checkpoint-save-p95", "checkpoint-failures"]
 
 

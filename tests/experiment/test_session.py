@@ -42,11 +42,13 @@ def test_judge_turns_the_collected_evidence_into_verdicts_and_a_score() -> None:
     session, observed = _observed(reference=ReferenceRun(params_sha256=SHA))
     result = session.judge(observed)
     verdicts = {c.name: c.verdict for c in result.checks}
+    # The hand-built history reports no inputs and no evaluation, so lineage and the quality gate cannot decide.
     assert verdicts == {"zero-duplicate-artifacts": "unknown", "resume-from-checkpoint": "pass",
+                        "lineage": "unknown", "quality-gate": "unknown",
                         "steady-state": "pass", "slo:training-stall": "unknown"}
     weights = {c.name: c.weight for c in result.checks}
     assert (weights["resume-from-checkpoint"], weights["zero-duplicate-artifacts"]) == (3.0, 2.0)
-    assert result.score.value == pytest.approx(100 * (3 + 1) / (2 + 3 + 1 + 1))
+    assert result.score.value == pytest.approx(100 * (3 + 1) / (2 + 3 + 1 + 1 + 1 + 1))
     assert result.reference_sha256 == SHA and result.error == ""
     assert [f.fault for f in result.faults] == ["pod-delete", "pod-delete"]
 

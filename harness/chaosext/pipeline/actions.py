@@ -12,6 +12,7 @@ __all__ = [
     "start_pipeline_run",
     "wait_for_training_step",
     "wait_for_pipeline_run",
+    "wait_for_pipeline_run_end",
     "start_backfill",
     "stop_backfills",
 ]
@@ -32,10 +33,14 @@ def start_pipeline_run(kind: str = "daily", name: str = "main", date: str = "") 
 
 
 def start_backfill(
-    days: int = 30, name: str = "backfill", concurrency: int = 2, train_steps: int = 40, end_date: str = ""
+    days: int = 30, name: str = "backfill", concurrency: int = 2, train_steps: int = 40, end_date: str = "",
+    publish_share: float = 0.0,
 ) -> int:
     """Start a backfill of the ``days`` dates before ``end_date`` (default: the experiment's date),
     ``concurrency`` dates at a time, each a full pipeline run training ``train_steps`` steps.
+
+    ``publish_share`` (0..1): that share of the dates (the first, then evenly spread) is let finish when
+    the backfill is stopped, so those runs go through evaluate and register while the others are stopped.
 
     Run ids are ``backfill-<date>``: two backfills of the same range share them, as a
     re-triggered backfill does. Returns the number of dates.
@@ -46,7 +51,7 @@ def start_backfill(
     end = end_date or exp.settings.date
     _check_date(end)
     params = BackfillStormParams(name=name, dates=tuple(dates_before(end, days)), concurrency=concurrency,
-                                 train_steps=train_steps)
+                                 train_steps=train_steps, publish_share=publish_share)
     exp.faults.inject(BACKFILL_STORM, params)
     return len(params.dates)
 
@@ -71,6 +76,18 @@ def wait_for_training_step(step: int, timeout: float = 300.0) -> int:
     exp = runtime.current()
     run = exp.main_run()
     return schedule.wait_for_training_step(exp.history, run_id=run.run_id, step=step, timeout=timeout).step
+
+
+def wait_for_pipeline_run_end(timeout: float = 900.0, name: str = "main") -> dict[str, object]:
+    """Block until the run ``name`` ends and return its outcome, whether it succeeded or failed: for an
+    experiment in which a correct pipeline is expected to fail (it refuses to go on, and a check judges how)."""
+    outcome = runtime.current().run_named(name).wait(timeout=timeout)
+    return {
+        "run_id": outcome.run_id,
+        "succeeded": outcome.succeeded,
+        "duration_seconds": round(outcome.duration_seconds, 3),
+        "detail": outcome.detail,
+    }
 
 
 def wait_for_pipeline_run(timeout: float = 900.0, name: str = "main") -> dict[str, object]:

@@ -1,0 +1,1 @@
+"""Activities on the pipeline's model registry."""

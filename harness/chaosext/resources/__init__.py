@@ -1,0 +1,1 @@
+"""Activities on pods' resources (memory and CPU limits of a running pod)."""
