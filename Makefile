@@ -51,8 +51,15 @@ prometheus:
 kubernetes:
 	@bash clusters/embedded/build-kubernetes.sh
 
+# QUICK=1: a pod kill and every ML failure mode but the registry race (the slowest; concurrent-backfill and the
+# moto tests cover registries), within 10 minutes on 2 cores (README, "What make chaos does").
+QUICK     ?=
+QUICK_EXPERIMENTS := pod-delete spot-preemption straggler late-data checkpoint-corruption environment-drift \
+                     gpu-fragmentation oom-kill crash-point-sweep
+EXPERIMENT_PATHS = $(if $(QUICK),$(foreach e,$(QUICK_EXPERIMENTS),experiments/$(e).yaml),experiments)
+
 chaos: setup
-	$(VENV)/bin/pytest experiments --cluster=$(CLUSTER) --chaos-min-score=$(MIN_SCORE) \
+	$(VENV)/bin/pytest $(EXPERIMENT_PATHS) --cluster=$(CLUSTER) --chaos-min-score=$(MIN_SCORE) \
 	  $(if $(CONTEXT),--context=$(CONTEXT)) $(if $(ALLOW_CONTEXT),--allow-context=$(ALLOW_CONTEXT)) \
 	  $(if $(PIPELINE),--pipeline=$(PIPELINE)) \
 	  $(if $(BASELINE),--chaos-baseline=$(BASELINE) --chaos-max-drop=$(MAX_DROP)) $(CHAOS_ARGS) $(PYTEST_ARGS)

@@ -13,7 +13,41 @@ import matplotlib.pyplot as plt
 
 from harness.checks.interruptions import FaultOutcome
 from harness.history.clock import HarnessClock
-from harness.history.events import CheckpointSaved, Event, PodStarted, TrainStep, of_type
+from harness.history.events import (
+    AliasMoved,
+    CheckpointRejected,
+    CheckpointSaved,
+    CrashPointReached,
+    EnvironmentRefused,
+    Event,
+    InputsWaiting,
+    PodStarted,
+    TrainStep,
+    of_type,
+)
+
+# The ML failure modes' own moments, on the time axis (they have no training step): event type, legend, marker.
+_TIME_MARKS: tuple[tuple[type[CrashPointReached | InputsWaiting | EnvironmentRefused | AliasMoved], str, str, str],
+                   ...] = (
+    (CrashPointReached, "held at a crash point", "v", "purple"),
+    (InputsWaiting, "inputs incomplete, waiting", "|", "darkorange"),
+    (EnvironmentRefused, "resume refused: environment changed", "X", "brown"),
+    (AliasMoved, "latest alias moved", "^", "green"),
+)
+
+
+def time_marks(events: Sequence[Event], *, run_id: str) -> dict[tuple[str, str, str], list[float]]:
+    """The failure modes' moments of ``run_id`` (and its named sibling runs) on the harness's clock, by
+    (legend, marker, colour); kinds without one are left out."""
+    evs = list(events)
+    clock = HarnessClock(evs)
+    marks: dict[tuple[str, str, str], list[float]] = {}
+    for kind, label, marker, color in _TIME_MARKS:
+        times = [clock.time(e) for e in of_type(evs, kind)
+                 if e.run_id == run_id or e.run_id.startswith(f"{run_id}-")]
+        if times:
+            marks[(label, marker, color)] = times
+    return marks
 
 
 def timeline_png(events: Sequence[Event], faults: Sequence[FaultOutcome], *, run_id: str, title: str) -> bytes:
@@ -31,6 +65,13 @@ def timeline_png(events: Sequence[Event], faults: Sequence[FaultOutcome], *, run
     saved = [e for e in of_type(evs, CheckpointSaved) if e.run_id == run_id or e.run_id.startswith(f"{run_id}-")]
     ax.scatter([clock.time(e) - t0 for e in saved], [e.step for e in saved], s=14, c="black", zorder=3,
                label="checkpoint")
+    rejected = [e for e in of_type(evs, CheckpointRejected) if e.run_id == run_id]
+    if rejected:  # a restore refused a corrupted checkpoint: mark it where that checkpoint was
+        ax.scatter([clock.time(e) - t0 for e in rejected], [e.step for e in rejected], s=40, marker="x",
+                   c="red", zorder=4, label="checkpoint rejected")
+    for (label, marker, color), times in time_marks(evs, run_id=run_id).items():
+        ax.scatter([t - t0 for t in times], [0] * len(times), s=36, marker=marker, c=color, zorder=4,
+                   label=label, clip_on=False)
     train_pods = {e.pod for e in steps}
     for e in of_type(evs, PodStarted):
         if e.pod in train_pods and e.attempt > 0:
@@ -45,7 +86,7 @@ def timeline_png(events: Sequence[Event], faults: Sequence[FaultOutcome], *, run
     ax.set_ylabel("training step")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    if steps:
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     buf = io.BytesIO()
