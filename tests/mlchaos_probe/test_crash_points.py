@@ -43,3 +43,4 @@ def test_a_bad_pause_falls_back_to_the_default(monkeypatch):
     assert crash_points.pause_seconds() == crash_points.DEFAULT_PAUSE_SECONDS
     monkeypatch.setenv(crash_points.PAUSE_ENV, "-1")
     assert crash_points.pause_seconds() == crash_points.DEFAULT_PAUSE_SECONDS
+

@@ -79,3 +79,15 @@ def test_lines_from_many_threads_never_interleave(capsys: pytest.CaptureFixture[
         thread.join()
     parsed = lines(capsys.readouterr().out)  # a torn line would fail to parse
     assert len(parsed) == 800
+
+
+def test_every_event_a_pipeline_prints_is_reexported_but_the_harness_owned_ones() -> None:
+    import inspect
+
+    import mlchaos_probe
+    from mlchaos_probe import events
+
+    printed = {name for name, fn in inspect.getmembers(events, inspect.isfunction)
+               if fn.__module__ == events.__name__ and not name.startswith("_")}
+    missing = printed - set(mlchaos_probe.__all__) - {"crash_point", "environment"}
+    assert missing == set()
