@@ -62,3 +62,11 @@ def test_a_throttled_training_pod_is_detected_as_a_straggler(runner: SuiteRunner
     assert "straggler detected and attributed to pod" in verdicts["straggler-detected"][1][0]
     assert verdicts["steady-state"][0] == "pass", verdicts
     assert verdicts["zero-duplicate-artifacts"][0] == "pass", verdicts
+
+
+def test_a_pipeline_whose_retry_starts_over_after_an_oom_kill_is_caught(runner: SuiteRunner) -> None:
+    spec = load_experiment(ROOT / "experiments" / "oom-kill.yaml")
+    broken = replace(spec, name="oom-kill-ignore-checkpoint",
+                     pipeline=spec.pipeline.with_params(broken="ignore-checkpoint"))
+    check = next(c for c in runner.run(broken).checks if c.name == "oom-recovered")
+    assert check.verdict == "fail", check.evidence
