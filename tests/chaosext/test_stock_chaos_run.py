@@ -22,7 +22,8 @@ def test_chaos_run_judges_the_experiment_and_writes_reports(tmp_path: Path) -> N
     verdicts = {c["name"]: c["verdict"] for c in experiment["checks"]}
     # SLO verdicts depend on the machine's speed; the behaviour checks must pass.
     assert {k: v for k, v in verdicts.items() if not k.startswith("slo:")} == {
-        "zero-duplicate-artifacts": "pass", "resume-from-checkpoint": "pass", "steady-state": "pass"}, verdicts
+        "zero-duplicate-artifacts": "pass", "resume-from-checkpoint": "pass", "lineage": "pass", "quality-gate": "pass",
+        "steady-state": "pass"}, verdicts
     assert {k for k in verdicts if k.startswith("slo:")} == {
         "slo:training-stall", "slo:checkpoint-save-p95", "slo:checkpoint-failures"}
     assert len(experiment["faults"]) == 2
