@@ -179,7 +179,13 @@ class PodWorker:
         try:
             self._live()
         except Exception:
-            log.exception("pod %s/%s: worker failed", self.namespace, self.name)
+            # Also the race of a deletion with our first patch: a finalizer cannot be added to a pod being
+            # deleted. Whatever failed, the pod object must still go once deleted, or it stays forever.
+            log.exception("pod %s/%s: worker failed; its pod is removed once deleted", self.namespace, self.name)
+            try:
+                self._wait_for_deletion()
+            except Exception:
+                log.exception("pod %s/%s: not removed", self.namespace, self.name)
         finally:
             # The pod's scratch folder lives as long as the pod, as an emptyDir does.
             shutil.rmtree(self._scratch_dir(), ignore_errors=True)
@@ -405,10 +411,14 @@ class PodWorker:
             if process is not None and exit_code is not None:
                 self._report_terminated(process, phase="Succeeded" if exit_code == 0 else "Failed")
             try:
-                # A JSON patch: a strategic merge would add to the finalizer list, never remove from it.
+                # A JSON patch: a strategic merge would add to the finalizer list, never remove from it. "add"
+                # replaces the list, and also works where our finalizer never made it onto the object.
                 kept = [f for f in (self._pod["metadata"].get("finalizers") or []) if f != FINALIZER]
                 self._patch_metadata(self.namespace, self.name, [
-                    {"op": "replace", "path": "/metadata/finalizers", "value": kept}])
+                    {"op": "add", "path": "/metadata/finalizers", "value": kept}])
+            except Exception as exc:
+                log.debug("pod %s/%s: finalizer not removed: %s", self.namespace, self.name, exc)
+            try:
                 self._remove(self.namespace, self.name, self.uid)
             except Exception as exc:
                 log.debug("pod %s/%s: not removed: %s", self.namespace, self.name, exc)
