@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 from harness import runtime
 from harness.chaosext.checkpoint.actions import corrupt_latest_checkpoint
-from harness.cluster.base import Cluster
+from harness.cluster.base import Cluster, PodInfo
 from harness.faults.recorder import FaultRecorder
 from harness.faults.role import FaultContext
 from harness.history.events import FaultHealed, TrainingStarted
@@ -49,21 +48,33 @@ def test_heals_once_a_new_attempt_starts_training(endpoint: str, bucket: str, tm
     with History(tmp_path / "history.jsonl") as history:
         experiment, cluster = _experiment(endpoint, bucket, history)
         monkeypatch.setattr(runtime, "current", lambda: experiment)
+        kill = cluster.delete_pod
 
-        def replacement_starts() -> None:
-            while not cluster.deleted:
-                time.sleep(0.01)
+        def kill_and_replace(name: str, *, grace_period_seconds: float | None = None) -> PodInfo:
+            # The fastest replacement there can be: it starts training before the kill has even returned.
+            ended = kill(name, grace_period_seconds=grace_period_seconds)
             history.append(TrainingStarted(ts=time.time(), pod="train-1", run_id=RUN, start_step=10, total_steps=60,
                                            checkpoint_every=10, seed=7, device="cpu"))
+            return ended
 
-        thread = threading.Thread(target=replacement_starts)
-        thread.start()
+        monkeypatch.setattr(cluster, "delete_pod", kill_and_replace)
         outcome = corrupt_latest_checkpoint(mode="truncate", restore_timeout=30)
-        thread.join()
         assert outcome.startswith("checkpoint-corruption-1: removed damaged version"), outcome
         assert cluster.deleted[0][2] != original and _body(endpoint, bucket, _state(20)) == original
         assert len([e for e in history.events() if isinstance(e, FaultHealed)]) == 1
         assert experiment.faults.active() == []
+
+
+def test_an_attempt_that_started_before_the_kill_does_not_count(endpoint: str, bucket: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    with History(tmp_path / "history.jsonl") as history:
+        history.append(TrainingStarted(ts=time.time(), pod="train-0", run_id=RUN, start_step=0, total_steps=60,
+                                       checkpoint_every=10, seed=7, device="cpu"))
+        experiment, _ = _experiment(endpoint, bucket, history)
+        monkeypatch.setattr(runtime, "current", lambda: experiment)
+        outcome = corrupt_latest_checkpoint(mode="truncate", restore_timeout=0.3)
+        assert "left active" in outcome, outcome  # the killed attempt's own start is not a restore
+        assert experiment.faults.heal() == ["checkpoint-corruption-1"]
 
 
 def test_leaves_the_damage_while_no_attempt_gets_to_train(endpoint: str, bucket: str, tmp_path: Path,

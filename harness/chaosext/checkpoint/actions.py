@@ -24,11 +24,12 @@ def corrupt_latest_checkpoint(mode: str = "flip", kill: bool = True, grace_perio
     params = CheckpointCorruptionParams(mode=mode, kill=kill, grace_period_seconds=grace_period_seconds,
                                         flips=flips, manifest_key=manifest_key)
     exp = runtime.current()
+    # Taken before the kill: a replacement may start training before inject returns, and must still count.
+    before = {id(e) for e in exp.history.events()}
     active = exp.faults.inject(CHECKPOINT_CORRUPTION, params)
     if not heal_after_restore or not kill:
         return f"{active.fault_id}: active until healed"
     run_id = exp.main_run().run_id
-    before = {id(e) for e in exp.history.events()}  # the killed attempt is gone: any new start is a later one
 
     def resumed(event: Event) -> bool:
         return isinstance(event, TrainingStarted) and event.run_id == run_id and id(event) not in before
