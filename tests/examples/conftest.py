@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,8 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+
+from tests.moto_s3 import moto_s3
 
 ROOT = Path(__file__).resolve().parents[2]
 CHURN = ROOT / "examples" / "churn"
@@ -121,13 +121,8 @@ def read_until_step(proc: subprocess.Popen[str], at_step: int) -> list[str]:
 
 @pytest.fixture(scope="session")
 def endpoint() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with moto_s3() as url:
+        yield url
 
 
 def make_bucket(endpoint: str, name: str) -> None:

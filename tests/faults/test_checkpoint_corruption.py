@@ -13,7 +13,6 @@ from typing import Any, cast
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from harness.cluster.base import Cluster, PodInfo
 from harness.errors import HarnessError
@@ -24,6 +23,7 @@ from harness.history.events import FaultHealed, FaultInjected
 from harness.services.inventory import prepare_bucket, take_inventory
 from harness.undo import UndoLog, heal
 from tests.cluster.conftest import Collector
+from tests.moto_s3 import moto_s3, use_test_credentials
 
 RUN = "r1"
 PREFIX = f"runs/reference/2024-03-01/{RUN}/checkpoints"
@@ -39,20 +39,13 @@ def _manifest(step: int) -> str:
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with moto_s3() as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)
 def aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")):
-        monkeypatch.setenv(name, value)
+    use_test_credentials(monkeypatch)
 
 
 def _client(endpoint: str) -> Any:

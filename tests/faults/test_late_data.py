@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -11,7 +10,6 @@ from typing import Any, cast
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from harness.cluster.base import Cluster
 from harness.errors import HarnessError
@@ -19,34 +17,24 @@ from harness.faults.late_data import LATE_DATA, LateDataParams, _add_record, pic
 from harness.faults.recorder import FaultRecorder
 from harness.faults.role import FaultContext
 from harness.history.events import FaultHealed, FaultInjected
+from harness.lifecycle import free_port
 from harness.services.inventory import prepare_bucket, take_inventory
 from harness.undo import UndoLog, heal
 from tests.cluster.conftest import Collector
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
+from tests.moto_s3 import moto_s3, use_test_credentials
 
 KEYS = tuple(f"raw/reference/date=2026-11-21/hour={h:02d}/part-0.npz" for h in range(24))
 
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with moto_s3() as url:
+        yield url
 
 
 @pytest.fixture
 def bucket(endpoint: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")):
-        monkeypatch.setenv(name, value)
+    use_test_credentials(monkeypatch)
     name = "late-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
     prepare_bucket(endpoint_url=endpoint, bucket=name)
     return name

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,6 @@ from typing import Any, cast
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from harness.cluster.base import Cluster, PodInfo
 from harness.faults.checkpoint_corruption import CHECKPOINT_CORRUPTION, CheckpointCorruptionParams
@@ -34,6 +32,7 @@ from harness.history.store import History
 from harness.runtime import ActiveExperiment, Environment
 from harness.services.inventory import prepare_bucket
 from harness.workload.reference import reference_workload
+from tests.moto_s3 import moto_s3, use_test_credentials
 
 
 class CapturingRecorder(FaultRecorder):
@@ -100,16 +99,9 @@ MANIFEST = f"runs/reference/2026-11-22/{RUN}/checkpoints/step-000050/MANIFEST.js
 
 @pytest.fixture
 def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")):
-        monkeypatch.setenv(name, value)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    use_test_credentials(monkeypatch)
+    with moto_s3() as url:
+        yield url
 
 
 @dataclass

@@ -7,13 +7,8 @@ import urllib.request
 
 import pytest
 
+from harness.lifecycle import free_port
 from mlchaos_probe.metrics import PipelineMetrics
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def exercise(metrics: PipelineMetrics) -> None:

@@ -10,8 +10,9 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import CHECKPOINT_EVERY, DATE, TRAIN_STEPS, Pipeline, Result, free_port, parse
+from conftest import CHECKPOINT_EVERY, DATE, TRAIN_STEPS, Pipeline, Result, parse
 
+from harness.lifecycle import free_port
 from reference_pipeline import data
 from reference_pipeline.model import auc
 from reference_pipeline.s3 import Store

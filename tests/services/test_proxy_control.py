@@ -30,6 +30,7 @@ from harness.faults import proxy_faults
 from harness.faults.recorder import FaultRecorder
 from harness.faults.role import FaultContext
 from harness.history.events import FaultHealed
+from harness.lifecycle import free_port
 from harness.services.proxy import (
     FaultProxy,
     ProxyControl,
@@ -101,12 +102,6 @@ def call(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int,
         with exc:
             return exc.code, dict(exc.headers), json.loads(exc.read())
 
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def round_trip(port: int, payload: bytes = b"ping") -> tuple[bytes, float]:

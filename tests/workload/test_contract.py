@@ -9,13 +9,11 @@ what was saved and ends bit-identical to an uninterrupted run.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from harness.history.events import (
     CheckpointRestored,
@@ -30,6 +28,7 @@ from harness.history.events import (
 )
 from harness.workload.declaration import DeclaredWorkload, load_workload
 from harness.workload.reference import reference_declaration
+from tests.moto_s3 import moto_s3
 
 from .local_run import CREDENTIALS, ROOT, SIGKILL, SIGTERM, LocalRun, StepResult
 
@@ -42,13 +41,8 @@ PARAMS = {"train_steps": 120, "checkpoint_every": 20}
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with moto_s3() as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=sorted(DECLARATIONS))
