@@ -90,7 +90,7 @@ lint: $(STAMP)
 	$(PY) tools/check_example_imports.py examples
 
 test: setup lint
-	$(VENV)/bin/pytest tests $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests --durations=25 $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) benchmarks/embedded_cluster.py

@@ -14,6 +14,7 @@ import pytest
 from harness.experiment.loader import load_experiment
 from harness.experiment.model import ExperimentSpec
 from harness.suite_runner import SuiteRunner
+from tests.verdicts import failing_behaviour
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +42,7 @@ def test_the_daily_training_preempts_fillers_within_its_sla(runner: SuiteRunner)
     assert "preemptions" in verdicts["gpu-schedulable"][1][0]
     assert verdicts["steady-state"][0] == "pass", verdicts
     assert verdicts["zero-duplicate-artifacts"][0] == "pass", verdicts
+    assert failing_behaviour(result.checks) == {}
 
 
 def test_fillers_at_the_daily_priority_leave_the_training_pending_past_its_sla(runner: SuiteRunner) -> None:

@@ -14,6 +14,7 @@ from harness.experiment.loader import load_experiment
 from harness.history.events import FaultHealed, InputsWaiting, TrainingStarted, of_type
 from harness.history.store import load
 from harness.suite_runner import SuiteRunner
+from tests.verdicts import failing_behaviour
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = ROOT / "experiments" / "late-data.yaml"
@@ -31,6 +32,7 @@ def test_late_hours_are_waited_for_and_a_partial_day_is_refused(runner: SuiteRun
     verdicts = {c.name: (c.verdict, c.evidence) for c in result.checks}
     for name in ("no-training-on-partial-data", "lineage", "zero-duplicate-artifacts", "steady-state"):
         assert verdicts[name][0] == "pass", verdicts
+    assert failing_behaviour(result.checks) == {}
     events = load(result.history_path)
     trained = {e.run_id for e in of_type(events, TrainingStarted)}
     assert trained == {result.run_id}  # the partial day's run never trained

@@ -16,6 +16,7 @@ from harness.cluster.embedded.node_agent.pod_cgroups import CPU_ROOT, MEMORY_ROO
 from harness.experiment.loader import load_experiment
 from harness.experiment.model import ExperimentSpec
 from harness.suite_runner import SuiteRunner
+from tests.verdicts import failing_behaviour
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,6 +47,7 @@ def test_an_oom_killed_training_pod_is_retried_from_its_checkpoint(runner: Suite
     assert verdicts["oom-recovered"][1][0].startswith("transient: 1 OOM kill(s)"), verdicts["oom-recovered"]
     for name in ("resume-from-checkpoint", "zero-duplicate-artifacts", "steady-state"):
         assert verdicts[name][0] == "pass", (name, verdicts[name])
+    assert failing_behaviour(result.checks) == {}
 
 
 def test_two_attempts_killed_in_a_row_are_named_an_oom_loop(runner: SuiteRunner) -> None:
@@ -62,6 +64,7 @@ def test_a_throttled_training_pod_is_detected_as_a_straggler(runner: SuiteRunner
     assert "straggler detected and attributed to pod" in verdicts["straggler-detected"][1][0]
     assert verdicts["steady-state"][0] == "pass", verdicts
     assert verdicts["zero-duplicate-artifacts"][0] == "pass", verdicts
+    assert failing_behaviour(result.checks) == {}
 
 
 def test_a_pipeline_whose_retry_starts_over_after_an_oom_kill_is_caught(runner: SuiteRunner) -> None:

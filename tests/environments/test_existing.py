@@ -8,6 +8,7 @@ cleans up after a SIGKILLed run, from this machine's undo log and from the clust
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -24,6 +25,7 @@ from kubernetes import client, config
 
 from harness.cluster.kube.manifests import CORDONED_BY_ANNOTATION
 from harness.undo import UndoLog
+from tests.verdicts import failing_behaviour_in_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTEXT = "mlchaos-embedded"
@@ -126,6 +128,9 @@ def test_the_five_experiments_pass_through_a_kubeconfig_context_and_touch_nothin
         output = done.stdout + done.stderr
         assert done.returncode == 0, output[-4000:]
         assert "PASSED" in output
+        summary = json.loads((tmp_path / "reports" / "latest" / "summary.json").read_text())
+        assert {e["name"] for e in summary["experiments"]} == {Path(e).stem for e in FIVE}
+        assert failing_behaviour_in_summary(summary) == {}
         after = up.core.read_namespaced_config_map("canary", canary_ns)
         assert after.metadata.resource_version == canary.metadata.resource_version
         assert up.core.read_namespace(canary_ns).status.phase == "Active"
