@@ -15,7 +15,10 @@ __all__ = ["moto_s3", "use_test_credentials"]
 
 @contextmanager
 def moto_s3() -> Iterator[str]:
-    """A moto S3 server on a free loopback port for the life of the block; yields its URL."""
+    """A moto S3 server on a free loopback port for the life of the block; yields its URL.
+
+    moto keeps its buckets in the process, not in the server: every server of a test session sees the same
+    buckets, so each test module names its own uniquely."""
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

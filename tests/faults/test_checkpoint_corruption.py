@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from harness.faults.checkpoint_corruption import CHECKPOINT_CORRUPTION, Checkpoi
 from harness.faults.recorder import FaultRecorder
 from harness.faults.role import FaultContext
 from harness.history.events import FaultHealed, FaultInjected
+from harness.lifecycle import free_port
 from harness.services.inventory import prepare_bucket, take_inventory
 from harness.undo import UndoLog, heal
 from tests.cluster.conftest import Collector
@@ -156,9 +156,7 @@ def test_an_undo_record_whose_store_is_gone_heals(tmp_path: Path) -> None:
     from harness.services.object_versions import VersionedBucket, add_marked_version_record
 
     undo = UndoLog(tmp_path / "undo")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     add_marked_version_record(undo, bucket=VersionedBucket(f"http://127.0.0.1:{port}", "gone"), key="k", mark="m")
     done = heal(undo)
     assert len(done) == 1 and "went with the store" in done[0] and undo.pending() == []

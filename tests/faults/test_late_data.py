@@ -145,9 +145,7 @@ def test_the_same_seed_picks_the_same_parts() -> None:
 
 def test_an_unversioned_bucket_is_refused(endpoint: str, collector: Collector, undo: UndoLog,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    use_test_credentials(monkeypatch)
     _s3(endpoint).create_bucket(Bucket="late-plain")
     faults = _recorder(endpoint, "late-plain", collector, undo)
     with pytest.raises(HarnessError, match="does not keep versions"):

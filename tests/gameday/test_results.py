@@ -15,6 +15,7 @@ from harness.gameday.model import NightSummary
 from harness.gameday.results import LocalResults, S3Results, open_results
 from harness.gameday.summary_file import write_summary
 from tests.gameday.test_summary_file import night
+from tests.moto_s3 import use_test_credentials
 
 BUCKET = "gamedays"
 
@@ -33,9 +34,7 @@ def night_folder(parent: Path, summary: NightSummary) -> Path:
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials and a region, so nothing reaches for a real account."""
-    for name, value in [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")]:
-        monkeypatch.setenv(name, value)
+    use_test_credentials(monkeypatch)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name, raising=False)
 

@@ -30,6 +30,7 @@ from reference_pipeline import data
 from reference_pipeline.config import Config
 from reference_pipeline.s3 import Store
 from reference_pipeline.steps import Context, features
+from tests.moto_s3 import use_test_credentials
 
 SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
              b"<Message>Please reduce your request rate.</Message><RequestId>proxy</RequestId></Error>")
@@ -140,9 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module", autouse=True)
 def aws() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                            ("AWS_DEFAULT_REGION", "us-east-1")):
-            patch.setenv(name, value)
+        use_test_credentials(patch)
         yield
 
 

@@ -25,6 +25,7 @@ from harness.faults.role import FaultContext
 from harness.history.events import Event, JobFinished, from_json
 from harness.services.inventory import prepare_bucket
 from tests.cluster.conftest import Collector
+from tests.moto_s3 import use_test_credentials
 
 RUN = "corrupt"
 JOB = "train-job"
@@ -33,9 +34,7 @@ JOB = "train-job"
 @pytest.fixture(scope="module", autouse=True)
 def aws() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                            ("AWS_DEFAULT_REGION", "us-east-1")):
-            patch.setenv(name, value)
+        use_test_credentials(patch)
         yield
 
 

@@ -23,6 +23,7 @@ from harness.evidence.inventory import Inventory
 from harness.history.events import Event, from_json
 from harness.services.inventory import prepare_bucket, take_inventory
 from harness.workload.reference import reference_workload
+from tests.moto_s3 import use_test_credentials
 
 LAYOUT = reference_workload().facts().layout
 HOUR = 5
@@ -32,9 +33,7 @@ HIDDEN = f"raw/reference/date={DATE}/hour={HOUR:02d}/part-0.npz"
 @pytest.fixture(scope="module")
 def aws() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                            ("AWS_DEFAULT_REGION", "us-east-1")):
-            patch.setenv(name, value)
+        use_test_credentials(patch)
         yield
 
 

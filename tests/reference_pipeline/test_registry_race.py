@@ -27,6 +27,7 @@ from reference_pipeline.config import Config
 from reference_pipeline.registry import Registry
 from reference_pipeline.s3 import Store
 from reference_pipeline.steps import Context, load
+from tests.moto_s3 import use_test_credentials
 
 RACERS = 8
 ROUNDS = 6  # the broken variant must lose an update in at least one round of eight racers
@@ -36,9 +37,7 @@ ROUNDS = 6  # the broken variant must lose an update in at least one round of ei
 def aws() -> Iterator[None]:
     """Credentials for the harness's own S3 clients (the step processes get theirs from Pipeline.env)."""
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                            ("AWS_DEFAULT_REGION", "us-east-1")):
-            patch.setenv(name, value)
+        use_test_credentials(patch)
         yield
 
 

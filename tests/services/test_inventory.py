@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 
 import boto3
 import pytest
 
 from harness.errors import ServiceError
+from harness.lifecycle import free_port
 from harness.services import inventory as inventory_module
 from harness.services.inventory import prepare_bucket, take_inventory
 from tests.moto_s3 import moto_s3, use_test_credentials
@@ -86,9 +86,7 @@ def test_listing_is_paginated_and_registry_versions_are_read(endpoint: str, monk
 
 
 def test_unreachable_endpoint_is_a_service_error() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])  # closed again: nothing listens there
+    port = free_port()  # closed again: nothing listens there
     url = f"http://127.0.0.1:{port}"
     for call in (prepare_bucket, take_inventory):
         with pytest.raises(ServiceError) as info:

@@ -8,6 +8,7 @@ import http.server
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -18,6 +19,7 @@ from harness import lifecycle
 from harness.errors import ServiceError
 from harness.services.proxy import FaultProxy, ProxyFaults, ProxyStats
 from harness.services.proxy._http import RequestFramer, RequestHead, Slowdown
+from tests.moto_s3 import moto_s3
 from tests.services.tcp_servers import TcpServer, echo
 
 # -- helpers --------------------------------------------------------------------------
@@ -530,13 +532,10 @@ def test_non_http_traffic_passes_a_slowdown_proxy_unchanged(proxy: FaultProxy) -
 
 @pytest.fixture(scope="module")
 def moto_port() -> Iterator[int]:
-    from moto.server import ThreadedMotoServer
-
-    port = lifecycle.free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield port
-    server.stop()
+    with moto_s3() as url:
+        port = urllib.parse.urlsplit(url).port
+        assert port is not None
+        yield port
 
 
 def s3_client(endpoint: str, retries: dict):
@@ -557,16 +556,16 @@ def test_s3_slowdown_without_retries(moto_port: int) -> None:
     from botocore.exceptions import ClientError
 
     direct = s3_client(f"http://127.0.0.1:{moto_port}", {"total_max_attempts": 1})
-    direct.create_bucket(Bucket="slow")
-    direct.put_object(Bucket="slow", Key="k", Body=b"v")
+    direct.create_bucket(Bucket="proxy-slow")
+    direct.put_object(Bucket="proxy-slow", Key="k", Body=b"v")
     with FaultProxy(upstream_host="127.0.0.1", upstream_port=moto_port) as proxy:
         client = s3_client(proxy.url, {"total_max_attempts": 1, "mode": "standard"})
-        assert client.get_object(Bucket="slow", Key="k")["Body"].read() == b"v"
+        assert client.get_object(Bucket="proxy-slow", Key="k")["Body"].read() == b"v"
         proxy.set_faults(ProxyFaults(slowdown_probability=1.0))
         for call in (
-            lambda: client.put_object(Bucket="slow", Key="k2", Body=b"x" * 10_000),
-            lambda: client.get_object(Bucket="slow", Key="k"),
-            lambda: client.head_object(Bucket="slow", Key="k"),
+            lambda: client.put_object(Bucket="proxy-slow", Key="k2", Body=b"x" * 10_000),
+            lambda: client.get_object(Bucket="proxy-slow", Key="k"),
+            lambda: client.head_object(Bucket="proxy-slow", Key="k"),
         ):
             with pytest.raises(ClientError) as err:
                 call()
@@ -575,8 +574,8 @@ def test_s3_slowdown_without_retries(moto_port: int) -> None:
         stats = proxy.stats()
         assert stats.slowdowns == 3
         assert stats.requests == 4
-    assert "Contents" in direct.list_objects_v2(Bucket="slow")
-    assert [o["Key"] for o in direct.list_objects_v2(Bucket="slow")["Contents"]] == ["k"]
+    assert "Contents" in direct.list_objects_v2(Bucket="proxy-slow")
+    assert [o["Key"] for o in direct.list_objects_v2(Bucket="proxy-slow")["Contents"]] == ["k"]
 
 
 def test_s3_slowdown_with_retries_succeeds_intact(moto_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -590,12 +589,12 @@ def test_s3_slowdown_with_retries_succeeds_intact(moto_port: int, monkeypatch: p
     rng = random.Random(11)
     with FaultProxy(upstream_host="127.0.0.1", upstream_port=moto_port) as proxy:
         client = s3_client(proxy.url, {"max_attempts": 10, "mode": "standard"})
-        client.create_bucket(Bucket="retry")
+        client.create_bucket(Bucket="proxy-retry")
         proxy.set_faults(ProxyFaults(slowdown_probability=0.3, seed=5))
         objects = {f"obj-{i}": rng.randbytes(rng.choice([0, 1, 1000, 70_000, 300_000])) for i in range(30)}
         for key, body in objects.items():
-            client.put_object(Bucket="retry", Key=key, Body=body)
-            assert client.get_object(Bucket="retry", Key=key)["Body"].read() == body
+            client.put_object(Bucket="proxy-retry", Key=key, Body=body)
+            assert client.get_object(Bucket="proxy-retry", Key=key)["Body"].read() == body
         stats: ProxyStats = proxy.stats()
     assert stats.slowdowns > 0
     assert stats.requests >= 61 + stats.slowdowns
